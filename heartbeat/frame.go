@@ -1,0 +1,363 @@
+package heartbeat
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"time"
+	"unicode/utf8"
+)
+
+// Wire format, version 1. All integers are big-endian.
+//
+//	off len field
+//	  0   2 magic "HB"
+//	  2   1 version (1)
+//	  3   1 kind
+//	  4   4 cluster id
+//	  8   1 flags
+//	  9   1 state
+//	 10   1 effective priority
+//	 11   8 boot id
+//	 19   8 sequence
+//	 27   8 epoch
+//	 35   8 sent time, unix nanoseconds (0 = unset)
+//	 43   1 node name length n (1..64)
+//	 44   n node name, UTF-8
+//	      1 target name length m (0..64)
+//	      m target name, UTF-8
+//	     16 HMAC-SHA256(key, everything before it), first 16 bytes
+const (
+	// Version is the wire format version this package speaks.
+	Version = 1
+	// MaxNameLen is the longest node or target name in bytes.
+	MaxNameLen = 64
+	// TagSize is the length of the truncated HMAC-SHA256 tag (128 bits).
+	TagSize = 16
+	// MaxFrameSize bounds an encoded frame; the largest valid frame is
+	// headerSize+1+64+1+64+TagSize = 189 bytes. Transports drop anything
+	// bigger unread.
+	MaxFrameSize = 256
+	// MinKeyLen is the shortest cluster key the config should accept; the
+	// package itself only refuses an empty key.
+	MinKeyLen = 16
+
+	magic0, magic1 = 'H', 'B'
+	headerSize     = 43
+	// minFrameSize: header, a one-byte node name, an empty target, the tag.
+	minFrameSize = headerSize + 1 + 1 + 1 + TagSize
+)
+
+// Kind says what a frame announces.
+type Kind uint8
+
+const (
+	// KindHeartbeat is the periodic "I am alive, this is my state" frame.
+	KindHeartbeat Kind = 1
+	// KindBye is sent by a node that stops cleanly, so peers need not wait
+	// for dead_after.
+	KindBye Kind = 2
+	// KindReleased says "I released the VIP for Target" (planned handover).
+	KindReleased Kind = 3
+)
+
+func (k Kind) valid() bool { return k >= KindHeartbeat && k <= KindReleased }
+
+func (k Kind) String() string {
+	switch k {
+	case KindHeartbeat:
+		return "heartbeat"
+	case KindBye:
+		return "bye"
+	case KindReleased:
+		return "released"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Flags is a bit set carried in every frame. Bits this version does not
+// define are carried unchanged and ignored.
+type Flags uint8
+
+const (
+	// FlagReady: my checks pass and my app is healthy; I can take over.
+	FlagReady Flags = 1 << 0
+	// FlagMaintenance: the operator pinned me out of the election.
+	FlagMaintenance Flags = 1 << 1
+	// FlagWantMaster: I outrank the master and want it to hand over to me
+	// (preemption).
+	FlagWantMaster Flags = 1 << 2
+)
+
+// Has reports whether all bits of g are set in f.
+func (f Flags) Has(g Flags) bool { return f&g == g }
+
+func (f Flags) String() string {
+	if f == 0 {
+		return "0"
+	}
+	s := ""
+	add := func(name string) {
+		if s != "" {
+			s += "|"
+		}
+		s += name
+	}
+	for _, b := range []struct {
+		f    Flags
+		name string
+	}{{FlagReady, "ready"}, {FlagMaintenance, "maintenance"}, {FlagWantMaster, "want_master"}} {
+		if f.Has(b.f) {
+			add(b.name)
+			f &^= b.f
+		}
+	}
+	if f != 0 {
+		add(fmt.Sprintf("0x%02x", uint8(f)))
+	}
+	return s
+}
+
+// Frame is one decoded heartbeat message. The zero value is not a valid
+// frame: Kind and Node must be set.
+type Frame struct {
+	Kind     Kind
+	Cluster  uint32 // config cluster_id, like VRRP's virtual_router_id
+	Flags    Flags
+	State    uint8 // the sender's election state; its meaning belongs to package election
+	Priority uint8 // effective priority
+	Boot     uint64
+	Seq      uint64
+	Epoch    uint64
+	// SentAt is the sender's wall clock, carried as int64 unix nanoseconds.
+	// The zero time encodes as 0 and 0 decodes as the zero time; any other
+	// time must lie within the int64 nanosecond range (years 1678..2262).
+	// Only the instant survives a round trip: compare with Equal, not ==.
+	SentAt time.Time
+	Node   string // sender's node name, 1..64 bytes of UTF-8
+	Target string // KindReleased: the node the VIP was released for; 0..64 bytes
+}
+
+// Sentinel errors. Returned errors wrap them with detail; branch with
+// errors.Is and label metrics with Reason.
+var (
+	ErrTruncated   = errors.New("heartbeat: truncated frame")
+	ErrBadMagic    = errors.New("heartbeat: bad magic")
+	ErrVersion     = errors.New("heartbeat: unsupported version")
+	ErrMalformed   = errors.New("heartbeat: malformed frame")
+	ErrBadTag      = errors.New("heartbeat: bad authentication tag")
+	ErrCluster     = errors.New("heartbeat: wrong cluster id")
+	ErrSelf        = errors.New("heartbeat: frame carries our own node name")
+	ErrReplay      = errors.New("heartbeat: replayed frame")
+	ErrDuplicate   = errors.New("heartbeat: duplicate frame")
+	ErrStale       = errors.New("heartbeat: stale frame")
+	ErrUnknownPeer = errors.New("heartbeat: source is not a configured peer")
+)
+
+// reasons lists every sentinel with its metrics label, in the order Reason
+// tests them. The label strings are a stable interface (dashboards, alerts).
+var reasons = []struct {
+	err  error
+	name string
+}{
+	{ErrTruncated, "truncated"},
+	{ErrBadMagic, "bad_magic"},
+	{ErrVersion, "version"},
+	{ErrMalformed, "malformed"},
+	{ErrBadTag, "bad_tag"},
+	{ErrCluster, "cluster"},
+	{ErrSelf, "self"},
+	{ErrReplay, "replay"},
+	{ErrDuplicate, "duplicate"},
+	{ErrStale, "stale"},
+	{ErrUnknownPeer, "unknown_peer"},
+}
+
+// Reason returns the stable, short metrics label of err: "truncated",
+// "bad_magic", "version", "malformed", "bad_tag", "cluster", "self",
+// "replay", "duplicate", "stale", "unknown_peer"; "other" for any other
+// error and "" for nil.
+func Reason(err error) string {
+	if err == nil {
+		return ""
+	}
+	for _, r := range reasons {
+		if errors.Is(err, r.err) {
+			return r.name
+		}
+	}
+	return "other"
+}
+
+func checkName(what, s string, min int) error {
+	if len(s) < min || len(s) > MaxNameLen {
+		return fmt.Errorf("%w: %s name length %d not in %d..%d", ErrMalformed, what, len(s), min, MaxNameLen)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s name is not valid UTF-8", ErrMalformed, what)
+	}
+	return nil
+}
+
+// Validate reports whether f can be encoded: a known kind, a node name of
+// 1..64 bytes and a target of 0..64 bytes, both valid UTF-8.
+func (f *Frame) Validate() error {
+	if !f.Kind.valid() {
+		return fmt.Errorf("%w: unknown %v", ErrMalformed, f.Kind)
+	}
+	if err := checkName("node", f.Node, 1); err != nil {
+		return err
+	}
+	return checkName("target", f.Target, 0)
+}
+
+func (f *Frame) sentNanos() int64 {
+	if f.SentAt.IsZero() {
+		return 0
+	}
+	return f.SentAt.UnixNano()
+}
+
+// appendBody appends the unsigned encoding of f (everything the tag covers).
+// f must be valid.
+func (f *Frame) appendBody(dst []byte) []byte {
+	dst = append(dst, magic0, magic1, Version, byte(f.Kind))
+	dst = binary.BigEndian.AppendUint32(dst, f.Cluster)
+	dst = append(dst, byte(f.Flags), f.State, f.Priority)
+	dst = binary.BigEndian.AppendUint64(dst, f.Boot)
+	dst = binary.BigEndian.AppendUint64(dst, f.Seq)
+	dst = binary.BigEndian.AppendUint64(dst, f.Epoch)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(f.sentNanos()))
+	dst = append(dst, byte(len(f.Node)))
+	dst = append(dst, f.Node...)
+	dst = append(dst, byte(len(f.Target)))
+	dst = append(dst, f.Target...)
+	return dst
+}
+
+// AppendSigned appends the encoded frame, authenticated with key, to dst and
+// returns the extended slice. It fails if f does not Validate or key is
+// empty. It is safe for concurrent use as long as f is not being modified.
+func (f *Frame) AppendSigned(dst, key []byte) ([]byte, error) {
+	if len(key) == 0 {
+		return dst, errors.New("heartbeat: signing frame: empty key")
+	}
+	if err := f.Validate(); err != nil {
+		return dst, err
+	}
+	start := len(dst)
+	dst = f.appendBody(dst)
+	mac := hmac.New(sha256.New, key)
+	mac.Write(dst[start:])
+	var sum [sha256.Size]byte
+	return append(dst, mac.Sum(sum[:0])[:TagSize]...), nil
+}
+
+// Marshal returns the encoded frame authenticated with key.
+func (f *Frame) Marshal(key []byte) ([]byte, error) {
+	return f.AppendSigned(make([]byte, 0, MaxFrameSize), key)
+}
+
+// Unmarshal parses b and verifies its tag with key (in constant time). It
+// does not check the cluster id or replay: that is Receiver's job. The
+// returned frame does not alias b.
+func Unmarshal(b, key []byte) (Frame, error) {
+	f, err := parse(b)
+	if err != nil {
+		return Frame{}, err
+	}
+	if err := verify(b, key); err != nil {
+		return Frame{}, err
+	}
+	return f, nil
+}
+
+// verify checks the tag at the end of b, which parse has accepted.
+func verify(b, key []byte) error {
+	if len(key) == 0 {
+		return fmt.Errorf("%w: empty key", ErrBadTag)
+	}
+	mac := hmac.New(sha256.New, key)
+	return verifyWith(mac, b)
+}
+
+// verifyWith checks the tag at the end of b with a fresh or Reset mac.
+func verifyWith(mac hash.Hash, b []byte) error {
+	body, tag := b[:len(b)-TagSize], b[len(b)-TagSize:]
+	mac.Write(body)
+	var sum [sha256.Size]byte
+	if !hmac.Equal(mac.Sum(sum[:0])[:TagSize], tag) {
+		return ErrBadTag
+	}
+	return nil
+}
+
+// parse decodes the structure of b without verifying the tag. Every length
+// is checked and b must end exactly after the tag, so a frame that parses
+// re-encodes to the same bytes.
+func parse(b []byte) (Frame, error) {
+	if len(b) < minFrameSize {
+		if len(b) >= 2 && (b[0] != magic0 || b[1] != magic1) {
+			return Frame{}, ErrBadMagic
+		}
+		return Frame{}, fmt.Errorf("%w: %d bytes, need at least %d", ErrTruncated, len(b), minFrameSize)
+	}
+	if b[0] != magic0 || b[1] != magic1 {
+		return Frame{}, ErrBadMagic
+	}
+	if b[2] != Version {
+		return Frame{}, fmt.Errorf("%w: %d", ErrVersion, b[2])
+	}
+	if len(b) > MaxFrameSize {
+		return Frame{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(b), MaxFrameSize)
+	}
+	f := Frame{
+		Kind:     Kind(b[3]),
+		Cluster:  binary.BigEndian.Uint32(b[4:]),
+		Flags:    Flags(b[8]),
+		State:    b[9],
+		Priority: b[10],
+		Boot:     binary.BigEndian.Uint64(b[11:]),
+		Seq:      binary.BigEndian.Uint64(b[19:]),
+		Epoch:    binary.BigEndian.Uint64(b[27:]),
+	}
+	if !f.Kind.valid() {
+		return Frame{}, fmt.Errorf("%w: unknown %v", ErrMalformed, f.Kind)
+	}
+	if ns := int64(binary.BigEndian.Uint64(b[35:])); ns != 0 {
+		f.SentAt = time.Unix(0, ns)
+	}
+	rest := b[headerSize : len(b)-TagSize]
+	var err error
+	if f.Node, rest, err = parseName("node", rest, 1); err != nil {
+		return Frame{}, err
+	}
+	if f.Target, rest, err = parseName("target", rest, 0); err != nil {
+		return Frame{}, err
+	}
+	if len(rest) != 0 {
+		return Frame{}, fmt.Errorf("%w: %d bytes between names and tag", ErrMalformed, len(rest))
+	}
+	return f, nil
+}
+
+func parseName(what string, b []byte, min int) (string, []byte, error) {
+	if len(b) < 1 {
+		return "", nil, fmt.Errorf("%w: no %s name length", ErrTruncated, what)
+	}
+	n := int(b[0])
+	if n < min || n > MaxNameLen {
+		return "", nil, fmt.Errorf("%w: %s name length %d not in %d..%d", ErrMalformed, what, n, min, MaxNameLen)
+	}
+	if len(b)-1 < n {
+		return "", nil, fmt.Errorf("%w: %s name needs %d bytes, %d left", ErrTruncated, what, n, len(b)-1)
+	}
+	s := b[1 : 1+n]
+	if !utf8.Valid(s) {
+		return "", nil, fmt.Errorf("%w: %s name is not valid UTF-8", ErrMalformed, what)
+	}
+	return string(s), b[1+n:], nil
+}
