@@ -1,0 +1,669 @@
+package election
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Errors a handover request can be refused with.
+var (
+	ErrNotMaster   = errors.New("election: this node is not master")
+	ErrNoCandidate = errors.New("election: no standby is ready to take over")
+)
+
+type peer struct {
+	name         string
+	last         time.Time // arrival of the last valid frame; zero once it said bye
+	adv          Advert
+	seenAsMaster bool   // we already reacted to it being master (re-announce once)
+	splitEpoch   uint64 // the claim of its we already reacted to as a split brain
+}
+
+type check struct {
+	weight  int
+	fault   bool
+	healthy bool
+}
+
+// Machine is one node's election state machine. It does no I/O and reads no
+// clock: every input carries the current time and every method returns the
+// actions the caller must carry out, in order. It is not safe for
+// concurrent use: one goroutine (the daemon's loop) owns it.
+type Machine struct {
+	cfg Config
+
+	state       State
+	epoch       uint64 // epoch of our current or last claim
+	maxEpoch    uint64 // highest epoch seen anywhere
+	linkUp      bool
+	maintenance bool
+	checks      map[string]*check
+	peers       map[string]*peer
+
+	lastEvent   time.Time // to notice our own stalls (SIGSTOP, a hung host)
+	listenStart time.Time // start of the current listening period
+	listenUntil time.Time // no claim before this unless every peer was heard
+	nextSend    time.Time
+	lastRefresh time.Time
+	holdDown    time.Time // no preemption before this
+	wantSince   time.Time // since when we outrank the master (preempt delay)
+	wantMaster  bool
+	yieldTo     string    // we released the VIP for this node ...
+	yieldUntil  time.Time // ... and don't claim before this unless it fails
+	yielded     bool      // an operator handed the VIP away: don't preempt back
+	reannounce  bool      // a split brain was seen: announce again if we stay master
+
+	lastTransition time.Time
+	lastReason     string
+
+	out []Action
+}
+
+// New returns a machine in INIT at time now. The caller should report the
+// link state with SetLink before the first Tick.
+func New(cfg Config, now time.Time) *Machine {
+	if cfg.Priority < 1 || cfg.Priority > 255 || cfg.Interval <= 0 || cfg.DeadAfter < cfg.Interval || cfg.Node == "" {
+		panic(fmt.Sprintf("election: invalid config %+v", cfg))
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = cfg.DeadAfter
+	}
+	if cfg.YieldTimeout <= 0 {
+		cfg.YieldTimeout = 2 * cfg.DeadAfter
+	}
+	return &Machine{
+		cfg:            cfg,
+		state:          Init,
+		linkUp:         true,
+		checks:         map[string]*check{},
+		peers:          map[string]*peer{},
+		lastEvent:      now,
+		listenStart:    now,
+		listenUntil:    now.Add(cfg.DeadAfter),
+		nextSend:       now,
+		lastTransition: now,
+		lastReason:     "started",
+	}
+}
+
+// State returns the current state.
+func (m *Machine) State() State { return m.state }
+
+// Epoch returns the epoch of the current (or last) claim.
+func (m *Machine) Epoch() uint64 { return m.epoch }
+
+// Tick advances time: heartbeats fall due, peers expire, delays run out.
+func (m *Machine) Tick(now time.Time) []Action {
+	m.begin(now)
+	m.evaluate(now)
+	return m.flush(now)
+}
+
+// Receive feeds a verified frame from a peer, received at now.
+func (m *Machine) Receive(now time.Time, h Heard) []Action {
+	m.begin(now)
+	if h.Node == m.cfg.Node || h.Node == "" {
+		return m.flush(now) // the receiver already rejects these; be safe
+	}
+	p := m.peers[h.Node]
+	if p == nil {
+		p = &peer{name: h.Node}
+		m.peers[h.Node] = p
+	}
+	if h.Epoch > m.maxEpoch {
+		m.maxEpoch = h.Epoch
+	}
+	if m.state == Master && h.Epoch >= m.epoch && h.Epoch != p.splitEpoch {
+		// Someone claimed while we were master (its epoch is not older
+		// than ours): a split brain. If we stay master, clients may still
+		// hold the other's MAC.
+		p.splitEpoch = h.Epoch
+		m.reannounce = true
+	}
+	p.adv = h.Advert
+	p.last = now
+	if h.State != Master {
+		p.seenAsMaster = false
+	}
+	switch {
+	case h.Kind == Bye:
+		p.last = time.Time{}
+		p.seenAsMaster = false
+	case h.State == Master && h.Node == m.yieldTo:
+		m.endYield() // the handover completed
+	}
+	// A Released frame names us; a yielding master's heartbeats name us too,
+	// in case the Released frame was lost on both paths.
+	if h.Target == m.cfg.Node && h.State != Master && m.state == Backup && m.eligible() {
+		m.claim(now, fmt.Sprintf("%s released the VIP to us", h.Node))
+	}
+	m.evaluate(now)
+	return m.flush(now)
+}
+
+// SetLink reports the state of the VIP interface's link.
+func (m *Machine) SetLink(now time.Time, up bool) []Action {
+	m.begin(now)
+	m.linkUp = up
+	m.evaluate(now)
+	return m.flush(now)
+}
+
+// SetCheck reports the result of a health check. A failing check subtracts
+// weight from the priority, or puts the node in FAULT when fault is set.
+func (m *Machine) SetCheck(now time.Time, name string, weight int, fault, healthy bool) []Action {
+	m.begin(now)
+	m.checks[name] = &check{weight: weight, fault: fault, healthy: healthy}
+	m.evaluate(now)
+	return m.flush(now)
+}
+
+// RemoveCheck forgets a check (after a reload dropped it).
+func (m *Machine) RemoveCheck(now time.Time, name string) []Action {
+	m.begin(now)
+	delete(m.checks, name)
+	m.evaluate(now)
+	return m.flush(now)
+}
+
+// SetPriority changes the configured priority (after a reload).
+func (m *Machine) SetPriority(now time.Time, prio int) []Action {
+	if prio < 1 || prio > 255 {
+		panic(fmt.Sprintf("election: priority %d out of range", prio))
+	}
+	m.begin(now)
+	m.cfg.Priority = prio
+	m.evaluate(now)
+	return m.flush(now)
+}
+
+// SetMaintenance pins the node out of the election, or lets it back in. A
+// master entering maintenance releases the VIP at once: hand over first
+// (Candidate, Release) for a clean move.
+func (m *Machine) SetMaintenance(now time.Time, on bool) []Action {
+	m.begin(now)
+	m.maintenance = on
+	if !on {
+		m.yielded = false
+	}
+	m.evaluate(now)
+	return m.flush(now)
+}
+
+// Candidate picks the standby a planned handover should go to: the named
+// node, or when to is empty the best ready one.
+func (m *Machine) Candidate(now time.Time, to string) (string, error) {
+	if m.state != Master {
+		return "", fmt.Errorf("%w (state %s)", ErrNotMaster, m.state)
+	}
+	var best *peer
+	var why []string
+	for _, p := range m.sortedPeers() {
+		if to != "" && p.name != to {
+			continue
+		}
+		switch {
+		case !m.alive(p, now):
+			why = append(why, p.name+" is not heard")
+		case p.adv.State != Backup:
+			why = append(why, fmt.Sprintf("%s is %s", p.name, p.adv.State))
+		case p.adv.Flags&FlagReady == 0:
+			why = append(why, p.name+" is not ready (a check fails or its link is down)")
+		case best == nil || outranks(p.adv.Priority, p.name, best.adv.Priority, best.name):
+			best = p
+		}
+	}
+	if best != nil {
+		return best.name, nil
+	}
+	if to != "" && len(why) == 0 {
+		return "", fmt.Errorf("%w: no peer named %q has been heard", ErrNoCandidate, to)
+	}
+	if len(why) == 0 {
+		why = append(why, "no peer has been heard")
+	}
+	return "", fmt.Errorf("%w: %s", ErrNoCandidate, strings.Join(why, "; "))
+}
+
+// Release is the planned handover's last step: the master drops the VIP
+// and tells target to claim it at once. If target has not become master
+// within YieldTimeout, the normal election runs again (and this node
+// re-claims if it is still the best).
+func (m *Machine) Release(now time.Time, target string) ([]Action, error) {
+	m.begin(now)
+	target, err := m.Candidate(now, target)
+	if err != nil {
+		return m.flush(now), err
+	}
+	m.yielded = true
+	m.yield(now, target, "handover to "+target)
+	m.evaluate(now)
+	return m.flush(now), nil
+}
+
+// Stop is a clean shutdown: release the VIP if held and say bye.
+func (m *Machine) Stop(now time.Time) []Action {
+	m.begin(now)
+	if m.state == Master {
+		m.emit(Action{Kind: ActRelease, Reason: "stopping"})
+	}
+	m.transition(now, Init, "stopping")
+	m.emit(Action{Kind: ActSend, Frame: Bye})
+	return m.flush(now)
+}
+
+// Advert is what this node's next frame says about it.
+func (m *Machine) Advert() Advert {
+	a := Advert{State: m.state, Priority: m.effectivePriority(), Epoch: m.epoch, Target: m.yieldTo}
+	if m.ready() {
+		a.Flags |= FlagReady
+	}
+	if m.maintenance {
+		a.Flags |= FlagMaintenance
+	}
+	if m.wantMaster {
+		a.Flags |= FlagWantMaster
+	}
+	return a
+}
+
+// NextDeadline is the latest time by which Tick must be called for the
+// machine to act on time.
+func (m *Machine) NextDeadline() time.Time {
+	d := m.nextSend
+	early := func(t time.Time) {
+		if !t.IsZero() && t.After(m.lastEvent) && t.Before(d) {
+			d = t
+		}
+	}
+	for _, p := range m.peers {
+		if !p.last.IsZero() {
+			early(p.last.Add(m.cfg.DeadAfter + time.Nanosecond))
+		}
+	}
+	early(m.listenUntil)
+	early(m.yieldUntil)
+	early(m.holdDown)
+	if !m.wantSince.IsZero() {
+		early(m.wantSince.Add(m.cfg.PreemptDelay))
+	}
+	if m.state == Master {
+		early(m.lastRefresh.Add(m.cfg.Refresh))
+	}
+	return d
+}
+
+// Status describes the machine at now.
+func (m *Machine) Status(now time.Time) Status {
+	s := Status{
+		Node:              m.cfg.Node,
+		State:             m.state,
+		Epoch:             m.epoch,
+		Priority:          m.cfg.Priority,
+		EffectivePriority: m.effectivePriority(),
+		Penalties:         map[string]int{},
+		Faults:            m.faults(),
+		LinkUp:            m.linkUp,
+		Ready:             m.ready(),
+		LastTransition:    m.lastTransition,
+		LastReason:        m.lastReason,
+		YieldingTo:        m.yieldTo,
+	}
+	for name, c := range m.checks {
+		if !c.healthy && !c.fault {
+			s.Penalties[name] = c.weight
+		}
+	}
+	for _, p := range m.sortedPeers() {
+		s.Peers = append(s.Peers, PeerStatus{Node: p.name, Alive: m.alive(p, now), LastHeard: p.last, Advert: p.adv})
+	}
+	return s
+}
+
+// begin records an event's time and notices a stall of our own loop: if
+// nothing ran for longer than dead_after, peers may have declared us dead
+// and claimed, so a master steps down and everyone listens again before
+// claiming.
+func (m *Machine) begin(now time.Time) {
+	gap := now.Sub(m.lastEvent)
+	if now.After(m.lastEvent) {
+		m.lastEvent = now
+	}
+	if gap <= m.cfg.DeadAfter {
+		return
+	}
+	m.listenStart, m.listenUntil = now, now.Add(m.cfg.DeadAfter)
+	if m.state == Master {
+		m.holdDown = now.Add(m.cfg.HoldDown)
+		m.emit(Action{Kind: ActRelease, Reason: "stalled"})
+		m.transition(now, Backup, fmt.Sprintf("our loop stalled for %s, longer than dead_after: another node may have claimed", gap.Round(time.Millisecond)))
+	}
+}
+
+func (m *Machine) evaluate(now time.Time) {
+	if f := m.faults(); len(f) > 0 {
+		if m.state != Fault {
+			m.leave(now, Fault, strings.Join(f, "; "))
+		}
+		m.sendDue(now)
+		return
+	}
+	if m.maintenance {
+		if m.state != Maintenance {
+			m.leave(now, Maintenance, "maintenance on")
+		}
+		m.sendDue(now)
+		return
+	}
+	switch m.state {
+	case Init, Fault, Maintenance:
+		reason := "started"
+		if m.state != Init {
+			reason = "recovered from " + m.state.String()
+			m.listenStart, m.listenUntil = now, now.Add(m.cfg.DeadAfter)
+		}
+		m.transition(now, Backup, reason)
+		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+		m.nextSend = now.Add(m.cfg.Interval)
+		fallthrough
+	case Backup:
+		m.evaluateBackup(now)
+	case Master:
+		m.evaluateMaster(now)
+	}
+	m.sendDue(now)
+}
+
+func (m *Machine) evaluateBackup(now time.Time) {
+	if m.yieldTo != "" && !now.Before(m.yieldUntil) {
+		m.endYield()
+	}
+	master := m.aliveMaster(now)
+	if master != nil {
+		m.considerPreempt(now, master)
+		return
+	}
+	m.wantSince = time.Time{}
+	m.setWant(now, false)
+	if m.yieldTo != "" {
+		return // the target is claiming; don't race it
+	}
+	for _, p := range m.peers {
+		if m.alive(p, now) && p.adv.Target != "" && p.adv.Target != m.cfg.Node {
+			if t := m.peers[p.adv.Target]; t != nil && m.alive(t, now) {
+				return // another master is handing over to a live node
+			}
+		}
+	}
+	if now.Before(m.listenUntil) && !m.heardAll() {
+		return
+	}
+	if m.bestEligible(now) {
+		m.claim(now, "no master heard and we rank highest")
+	}
+}
+
+func (m *Machine) evaluateMaster(now time.Time) {
+	me := m.effectivePriority()
+	for _, p := range m.sortedPeers() {
+		if !m.alive(p, now) || p.adv.State != Master {
+			continue
+		}
+		if outranksEpoch(p.adv.Priority, p.adv.Epoch, p.name, me, m.epoch, m.cfg.Node) {
+			m.holdDown = now.Add(m.cfg.HoldDown)
+			m.emit(Action{Kind: ActRelease, Reason: "split brain: " + p.name + " outranks us"})
+			m.transition(now, Backup, fmt.Sprintf("%s is also master with higher (priority, epoch) (%d, %d) > (%d, %d)", p.name, p.adv.Priority, p.adv.Epoch, me, m.epoch))
+			m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+			m.nextSend = now.Add(m.cfg.Interval)
+			return
+		}
+		if !p.seenAsMaster {
+			p.seenAsMaster = true
+			m.reannounce = true
+		}
+	}
+	if m.reannounce {
+		// Two masters, and we win. Re-announce so no client keeps the
+		// loser's MAC, and tell the loser at once.
+		m.reannounce = false
+		m.emit(Action{Kind: ActAnnounce, Reason: "split brain healed: we outrank the other master"})
+		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+		m.nextSend = now.Add(m.cfg.Interval)
+	}
+	for _, p := range m.sortedPeers() {
+		if m.alive(p, now) && p.adv.State == Backup && p.adv.Flags&(FlagWantMaster|FlagReady) == FlagWantMaster|FlagReady &&
+			outranks(p.adv.Priority, p.name, me, m.cfg.Node) {
+			m.yield(now, p.name, "preempted by "+p.name+" (higher priority)")
+			return
+		}
+	}
+	if !now.Before(m.lastRefresh.Add(m.cfg.Refresh)) {
+		m.lastRefresh = now
+		m.emit(Action{Kind: ActRefresh})
+	}
+}
+
+// considerPreempt decides whether to ask the master to hand over to us:
+// we must have outranked it, ready, for the whole preempt delay.
+func (m *Machine) considerPreempt(now time.Time, master *peer) {
+	want := m.cfg.Preempt && !m.yielded && m.ready() && !now.Before(m.holdDown) &&
+		outranks(m.effectivePriority(), m.cfg.Node, master.adv.Priority, master.name)
+	if !want {
+		m.wantSince = time.Time{}
+		m.setWant(now, false)
+		return
+	}
+	if m.wantSince.IsZero() {
+		m.wantSince = now
+	}
+	m.setWant(now, now.Sub(m.wantSince) >= m.cfg.PreemptDelay)
+}
+
+// setWant sets the want-master flag, telling the master at once on change.
+func (m *Machine) setWant(now time.Time, want bool) {
+	if want == m.wantMaster {
+		return
+	}
+	m.wantMaster = want
+	m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+	m.nextSend = now.Add(m.cfg.Interval)
+}
+
+func (m *Machine) claim(now time.Time, reason string) {
+	if m.maxEpoch > m.epoch {
+		m.epoch = m.maxEpoch
+	}
+	m.epoch++
+	m.maxEpoch = m.epoch
+	m.endYield()
+	m.yielded = false
+	m.setWant(now, false)
+	m.wantSince = time.Time{}
+	m.lastRefresh = now
+	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Reason: reason})
+	m.transition(now, Master, reason)
+	m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+	m.nextSend = now.Add(m.cfg.Interval)
+}
+
+// yield releases the VIP for target and waits for it to claim.
+func (m *Machine) yield(now time.Time, target, reason string) {
+	m.yieldTo, m.yieldUntil = target, now.Add(m.cfg.YieldTimeout)
+	m.emit(Action{Kind: ActRelease, Reason: reason})
+	m.transition(now, Backup, reason)
+	m.emit(Action{Kind: ActSend, Frame: Released, Target: target})
+	m.nextSend = now.Add(m.cfg.Interval)
+}
+
+func (m *Machine) endYield() { m.yieldTo, m.yieldUntil = "", time.Time{} }
+
+// leave enters FAULT or MAINTENANCE, releasing the VIP if held.
+func (m *Machine) leave(now time.Time, to State, reason string) {
+	if m.state == Master {
+		m.holdDown = now.Add(m.cfg.HoldDown)
+		m.emit(Action{Kind: ActRelease, Reason: reason})
+	}
+	m.endYield()
+	m.setWant(now, false)
+	m.transition(now, to, reason)
+	m.emit(Action{Kind: ActSend, Frame: Heartbeat}) // peers take over without waiting dead_after
+	m.nextSend = now.Add(m.cfg.Interval)
+}
+
+func (m *Machine) transition(now time.Time, to State, reason string) {
+	if m.state == to {
+		return
+	}
+	m.reannounce = false
+	from := m.state
+	m.state = to
+	m.lastTransition, m.lastReason = now, reason
+	m.emit(Action{Kind: ActNotify, From: from, To: to, Epoch: m.epoch, Reason: reason})
+}
+
+func (m *Machine) sendDue(now time.Time) {
+	if !now.Before(m.nextSend) {
+		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+		m.nextSend = now.Add(m.cfg.Interval)
+	}
+}
+
+func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
+
+// flush returns the pending actions, merging duplicate heartbeat sends.
+func (m *Machine) flush(now time.Time) []Action {
+	out := m.out[:0:0]
+	sent := false
+	for _, a := range m.out {
+		if a.Kind == ActSend && a.Frame == Heartbeat {
+			if sent {
+				continue
+			}
+			sent = true
+		}
+		out = append(out, a)
+	}
+	m.out = m.out[:0]
+	return out
+}
+
+func (m *Machine) alive(p *peer, now time.Time) bool {
+	return !p.last.IsZero() && now.Sub(p.last) <= m.cfg.DeadAfter
+}
+
+func (m *Machine) aliveMaster(now time.Time) *peer {
+	var best *peer
+	for _, p := range m.sortedPeers() {
+		if m.alive(p, now) && p.adv.State == Master &&
+			(best == nil || outranksEpoch(p.adv.Priority, p.adv.Epoch, p.name, best.adv.Priority, best.adv.Epoch, best.name)) {
+			best = p
+		}
+	}
+	return best
+}
+
+// heardAll reports whether every configured peer was heard during the
+// current listening period, which ends the start-up wait early.
+func (m *Machine) heardAll() bool {
+	n := 0
+	for _, p := range m.peers {
+		if !p.last.Before(m.listenStart) {
+			n++
+		}
+	}
+	return m.cfg.Peers > 0 && n >= m.cfg.Peers
+}
+
+// bestEligible reports whether we outrank every live peer that could claim.
+func (m *Machine) bestEligible(now time.Time) bool {
+	me := m.effectivePriority()
+	for _, p := range m.peers {
+		if !m.alive(p, now) || (p.adv.State != Backup && p.adv.State != Init) {
+			continue
+		}
+		if outranks(p.adv.Priority, p.name, me, m.cfg.Node) {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Machine) eligible() bool { return len(m.faults()) == 0 && !m.maintenance }
+
+func (m *Machine) ready() bool {
+	if !m.eligible() {
+		return false
+	}
+	for _, c := range m.checks {
+		if !c.healthy {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Machine) faults() []string {
+	var f []string
+	if !m.linkUp {
+		f = append(f, "link down")
+	}
+	for _, name := range m.checkNames() {
+		if c := m.checks[name]; c.fault && !c.healthy {
+			f = append(f, "check "+name+" failing")
+		}
+	}
+	return f
+}
+
+func (m *Machine) effectivePriority() int {
+	p := m.cfg.Priority
+	for _, c := range m.checks {
+		if !c.healthy && !c.fault {
+			p -= c.weight
+		}
+	}
+	return max(0, min(p, 255))
+}
+
+func (m *Machine) checkNames() []string {
+	names := make([]string, 0, len(m.checks))
+	for n := range m.checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (m *Machine) sortedPeers() []*peer {
+	ps := make([]*peer, 0, len(m.peers))
+	for _, p := range m.peers {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
+	return ps
+}
+
+// outranks orders candidates for an election: higher priority wins, and
+// between equals the smaller name, so that every node reaches the same
+// verdict from the same adverts.
+func outranks(prioA int, nameA string, prioB int, nameB string) bool {
+	if prioA != prioB {
+		return prioA > prioB
+	}
+	return nameA < nameB
+}
+
+// outranksEpoch orders two masters after a partition heals: priority, then
+// the later claim (higher epoch), then the name.
+func outranksEpoch(prioA int, epochA uint64, nameA string, prioB int, epochB uint64, nameB string) bool {
+	if prioA != prioB {
+		return prioA > prioB
+	}
+	if epochA != epochB {
+		return epochA > epochB
+	}
+	return nameA < nameB
+}

@@ -1,0 +1,149 @@
+package election
+
+import (
+	"fmt"
+	"time"
+)
+
+// State is a node's role in the election.
+type State uint8
+
+// The states. Their numbers travel in frames; never renumber them.
+const (
+	Init        State = 0 // just started, not yet in the election
+	Backup      State = 1 // ready to take over, not holding the VIP
+	Master      State = 2 // holds the VIP
+	Fault       State = 3 // own link down or a fault check failing: never holds the VIP
+	Maintenance State = 4 // pinned out of the election by the operator
+)
+
+var stateNames = [...]string{"INIT", "BACKUP", "MASTER", "FAULT", "MAINTENANCE"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Kind is what a frame says beyond "I am alive".
+type Kind uint8
+
+// Frame kinds. Their numbers travel in frames; never renumber them.
+const (
+	Heartbeat Kind = 1 // periodic: my state, priority and epoch
+	Bye       Kind = 2 // I am stopping cleanly: don't wait for dead_after
+	Released  Kind = 3 // I released the VIP for Target: claim it now
+)
+
+// Flags qualify a frame.
+type Flags uint8
+
+// Frame flags.
+const (
+	FlagReady       Flags = 1 << 0 // link up, every check passing, not in maintenance: can take over
+	FlagMaintenance Flags = 1 << 1 // pinned out by the operator
+	FlagWantMaster  Flags = 1 << 2 // I outrank the master and ask it to hand over to me (preemption)
+)
+
+// Config sets one node's election parameters. Durations are simulated time:
+// the machine only ever compares them with the times it is given.
+type Config struct {
+	Node         string        // this node's name; unique in the cluster
+	Priority     int           // configured priority, 1..255
+	Peers        int           // number of configured peers, to end the start-up wait early once all were heard
+	Interval     time.Duration // heartbeat period
+	DeadAfter    time.Duration // silence after which a peer is dead; also the start-up listening time
+	Preempt      bool          // an outranking backup may take the VIP back (by handover)
+	PreemptDelay time.Duration // how long the preempting node must have outranked the master first
+	HoldDown     time.Duration // after losing mastership, no preemption for this long
+	Refresh      time.Duration // how often the master renews the VIP's kernel lifetime
+	YieldTimeout time.Duration // after releasing the VIP for a target, how long to wait for it to claim
+}
+
+// Advert is what this node says about itself in its frames.
+type Advert struct {
+	State    State
+	Priority int
+	Epoch    uint64
+	Flags    Flags
+	Target   string // the node a yielding master released the VIP for
+}
+
+// Heard is a verified frame from a peer, as the core needs it.
+type Heard struct {
+	Node string
+	Kind Kind
+	Advert
+}
+
+// ActionKind names what the caller must do.
+type ActionKind uint8
+
+// The actions.
+const (
+	ActClaim    ActionKind = iota + 1 // add the VIPs and start the announcement burst
+	ActRelease                        // delete the VIPs
+	ActRefresh                        // renew the VIPs' kernel lifetime (re-add if missing)
+	ActAnnounce                       // send the announcement burst again (after a split brain heals)
+	ActSend                           // send a frame of Kind now, carrying the current Advert
+	ActNotify                         // a transition happened: log it and run the notify hooks
+)
+
+var actionNames = [...]string{"", "claim", "release", "refresh", "announce", "send", "notify"}
+
+func (k ActionKind) String() string {
+	if int(k) < len(actionNames) {
+		return actionNames[k]
+	}
+	return fmt.Sprintf("ActionKind(%d)", uint8(k))
+}
+
+// Action is one thing the caller must do, in order.
+type Action struct {
+	Kind   ActionKind
+	Frame  Kind   // for ActSend
+	Target string // for ActSend of Released
+	From   State  // for ActNotify
+	To     State  // for ActNotify
+	Epoch  uint64 // for ActClaim and ActNotify
+	Reason string // for ActNotify, ActClaim and ActRelease: why, for logs and hooks
+}
+
+func (a Action) String() string {
+	switch a.Kind {
+	case ActSend:
+		if a.Target != "" {
+			return fmt.Sprintf("send(%d→%s)", a.Frame, a.Target)
+		}
+		return fmt.Sprintf("send(%d)", a.Frame)
+	case ActNotify:
+		return fmt.Sprintf("notify(%s→%s: %s)", a.From, a.To, a.Reason)
+	}
+	return a.Kind.String()
+}
+
+// PeerStatus is the core's view of one peer, for `hbd status`.
+type PeerStatus struct {
+	Node      string
+	Alive     bool
+	LastHeard time.Time
+	Advert
+}
+
+// Status is the core's view of itself, for `hbd status`.
+type Status struct {
+	Node              string
+	State             State
+	Epoch             uint64
+	Priority          int // configured
+	EffectivePriority int
+	Penalties         map[string]int // failing weight checks: name → weight
+	Faults            []string       // why the node is in FAULT, if it is
+	LinkUp            bool
+	Ready             bool
+	LastTransition    time.Time
+	LastReason        string
+	YieldingTo        string
+	Peers             []PeerStatus
+}
