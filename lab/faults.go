@@ -1,0 +1,158 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// faultState is the nftables state of one host's bridge port.
+type faultState struct {
+	loss     int  // percent of frames from the host dropped
+	blackout bool // every frame from and to the host dropped
+}
+
+// setupNft creates the bridge table: per host an "in-<host>" chain (frames
+// the host sends) and an "out-<host>" chain (frames sent to it), reached from
+// a forward-hook base chain. Faults only rewrite the per-host chains.
+func (l *Lab) setupNft(ctx context.Context) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table bridge %s {\n", nftTable)
+	for _, name := range l.order {
+		fmt.Fprintf(&b, "\tchain in-%s {\n\t}\n\tchain out-%s {\n\t}\n", name, name)
+	}
+	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
+	for _, name := range l.order {
+		port := l.hosts[name].Port
+		fmt.Fprintf(&b, "\t\tiifname %q jump in-%s\n\t\toifname %q jump out-%s\n", port, name, port, name)
+	}
+	b.WriteString("\t}\n}\n")
+	if _, err := l.runLAN(ctx, b.String(), "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("lab: creating nftables table: %w", err)
+	}
+	return nil
+}
+
+// applyFault rewrites the host's chains to match f, atomically (one nft
+// transaction). Called with l.mu held.
+func (l *Lab) applyFault(host string, f faultState) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "flush chain bridge %[1]s in-%[2]s\nflush chain bridge %[1]s out-%[2]s\n", nftTable, host)
+	if f.blackout {
+		fmt.Fprintf(&b, "add rule bridge %[1]s in-%[2]s drop\nadd rule bridge %[1]s out-%[2]s drop\n", nftTable, host)
+	}
+	switch {
+	case f.loss >= 100: // nft rejects "< 100" for a mod 100 value
+		fmt.Fprintf(&b, "add rule bridge %s in-%s drop\n", nftTable, host)
+	case f.loss > 0:
+		fmt.Fprintf(&b, "add rule bridge %s in-%s numgen random mod 100 < %d drop\n", nftTable, host, f.loss)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.runLAN(ctx, b.String(), "nft", "-f", "-"); err != nil {
+		return err
+	}
+	l.faults[host] = f
+	return nil
+}
+
+func (l *Lab) updateFault(host string, change func(*faultState)) error {
+	if _, err := l.host(host); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	f := l.faults[host]
+	change(&f)
+	return l.applyFault(host, f)
+}
+
+// SetLoss drops percent (0..100) of the frames the host sends, chosen at
+// random per frame (`iifname PORT numgen random mod 100 < N drop` in the LAN
+// namespace). Frames sent to the host are not affected. 0 clears the loss.
+func (l *Lab) SetLoss(host string, percent int) error {
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("lab: loss %d%% for %s: want 0..100", percent, host)
+	}
+	if err := l.updateFault(host, func(f *faultState) { f.loss = percent }); err != nil {
+		return fmt.Errorf("lab: setting %d%% loss for %s: %w", percent, host, err)
+	}
+	return nil
+}
+
+// ClearLoss is SetLoss(host, 0).
+func (l *Lab) ClearLoss(host string) error { return l.SetLoss(host, 0) }
+
+// Blackout drops every frame from and to the host while on, with the link
+// (carrier) still up — unlike CablePull, the host cannot tell.
+func (l *Lab) Blackout(host string, on bool) error {
+	if err := l.updateFault(host, func(f *faultState) { f.blackout = on }); err != nil {
+		return fmt.Errorf("lab: setting blackout=%t for %s: %w", on, host, err)
+	}
+	return nil
+}
+
+// CablePull sets the host's bridge port down; the host sees no carrier on
+// HostIf.
+func (l *Lab) CablePull(host string) error { return l.setPort(host, false) }
+
+// CablePlug sets the host's bridge port up again.
+func (l *Lab) CablePlug(host string) error { return l.setPort(host, true) }
+
+func (l *Lab) setPort(host string, up bool) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	err = l.nsc[""].netlink(func(nh *netlink.Handle) error {
+		link, err := nh.LinkByName(h.Port)
+		if err != nil {
+			return err
+		}
+		if up {
+			return nh.LinkSetUp(link)
+		}
+		return nh.LinkSetDown(link)
+	})
+	if err != nil {
+		return fmt.Errorf("lab: setting port %s up=%t: %w", h.Port, up, err)
+	}
+	l.log.Info("lab: cable", "host", host, "plugged", up)
+	return nil
+}
+
+// Isolate marks the hosts' bridge ports isolated (`bridge link set dev PORT
+// isolated on`). All isolated ports form one group: they cannot reach each
+// other but still reach every non-isolated port. Isolate("pc01", "pc02")
+// partitions the two while both still reach the client and Redis.
+func (l *Lab) Isolate(hosts ...string) error { return l.setIsolated(hosts, true) }
+
+// Unisolate clears isolation on the hosts' ports.
+func (l *Lab) Unisolate(hosts ...string) error { return l.setIsolated(hosts, false) }
+
+func (l *Lab) setIsolated(hosts []string, on bool) error {
+	for _, host := range hosts {
+		h, err := l.host(host)
+		if err != nil {
+			return err
+		}
+		err = l.nsc[""].netlink(func(nh *netlink.Handle) error {
+			link, err := nh.LinkByName(h.Port)
+			if err != nil {
+				return err
+			}
+			return nh.LinkSetIsolated(link, on)
+		})
+		if err != nil {
+			return fmt.Errorf("lab: setting port %s isolated=%t: %w", h.Port, on, err)
+		}
+	}
+	l.log.Info("lab: isolation", "hosts", strings.Join(hosts, ","), "isolated", on)
+	return nil
+}
