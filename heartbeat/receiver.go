@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"hash"
 	"net/netip"
@@ -120,35 +121,31 @@ func NewReceiver(key []byte, cluster uint32, self string) *Receiver {
 // on the other path) are expected in normal operation; ErrReplay, ErrBadTag
 // and ErrSelf are worth an alert.
 //
+// With ErrDuplicate and ErrStale the authentic frame is returned too, so a
+// caller can note that the path it came by works.
+//
 // Accept does not retain b.
 func (r *Receiver) Accept(b []byte, from netip.AddrPort) (Frame, error) {
 	f, err := r.accept(b)
 	if err != nil {
 		r.counts[reasonIndex(err)].Add(1)
-		return Frame{}, fmt.Errorf("%w (from %v)", err, from)
+		if !errors.Is(err, ErrDuplicate) && !errors.Is(err, ErrStale) {
+			f = Frame{}
+		}
+		return f, fmt.Errorf("%w (from %v)", err, from)
 	}
 	r.counts[countAccepted].Add(1)
 	return f, nil
 }
 
+// reasonIndex returns the counter slot of err's sentinel.
 func reasonIndex(err error) int {
-	name := Reason(err)
 	for i, r := range reasons {
-		if r.name == name {
+		if errors.Is(err, r.err) {
 			return i
 		}
 	}
-	// Unreachable: accept only returns wrapped sentinels.
-	return reasonIndexOf(ErrMalformed)
-}
-
-func reasonIndexOf(target error) int {
-	for i, r := range reasons {
-		if r.err == target {
-			return i
-		}
-	}
-	panic("heartbeat: unknown sentinel")
+	panic(fmt.Sprintf("heartbeat: Receiver produced an error without a reason: %v", err))
 }
 
 func (r *Receiver) accept(b []byte) (Frame, error) {
