@@ -17,6 +17,7 @@ var (
 type peer struct {
 	name         string
 	last         time.Time // arrival of the last valid frame; zero once it said bye
+	seen         time.Time // arrival of the last valid frame, bye included
 	adv          Advert
 	seenAsMaster bool   // we already reacted to it being master (re-announce once)
 	splitEpoch   uint64 // the claim of its we already reacted to as a split brain
@@ -124,7 +125,7 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 		m.reannounce = true
 	}
 	p.adv = h.Advert
-	p.last = now
+	p.last, p.seen = now, now
 	if h.State != Master {
 		p.seenAsMaster = false
 	}
@@ -570,8 +571,8 @@ func (m *Machine) aliveMaster(now time.Time) *peer {
 func (m *Machine) heardAll() bool {
 	n := 0
 	for _, p := range m.peers {
-		if !p.last.Before(m.listenStart) {
-			n++
+		if !p.seen.IsZero() && !p.seen.Before(m.listenStart) {
+			n++ // heard, or said bye: either way we know it is not master
 		}
 	}
 	return m.cfg.Peers > 0 && n >= m.cfg.Peers

@@ -484,3 +484,13 @@ func TestNextDeadlineIsNeverLate(t *testing.T) {
 		t.Errorf("next deadline %s after one interval", d.Sub(t0))
 	}
 }
+
+func TestByeDuringStartupListening(t *testing.T) {
+	n := pair(t, true)
+	n.until(time.Second, "pc01 master", n.onlyHolder("pc01"))
+	// pc02 is still in its start-up listening period; pc01 stops cleanly.
+	n.apply(n.nodes["pc01"], n.nodes["pc01"].m.Stop(n.now))
+	n.nodes["pc01"].down = true
+	took := n.until(10*time.Millisecond, "pc02 claims at once", n.onlyHolder("pc02"))
+	t.Logf("claimed %s after the bye", took)
+}

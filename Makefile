@@ -1,0 +1,44 @@
+# hbd — everything a developer or CI runs. As root:
+#   make demo   the whole failover story in network namespaces
+#   make test   every test (unit, property, fuzz smoke, namespaces, browser)
+GO      ?= $(shell command -v go || echo /usr/local/go/bin/go)
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN     := bin/hbd
+
+.PHONY: all setup build demo test test-unit test-e2e fuzz bench bench-webapp soak deb clean
+
+all: build
+
+setup:
+	./scripts/setup.sh
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hbd
+
+demo: setup build
+	$(BIN) lab
+
+# The README's test command; .ci/run calls it. Unit packages run with the
+# race detector; the namespace suites run without it (they drive real
+# processes, and the detector would only slow them down on 2 cores).
+test: setup
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./config/... ./heartbeat/... ./control/... ./health/... ./notify/... ./drain/... ./sdnotify/... ./keepalived/... ./daemon/...
+	$(GO) test -run '^$$' -fuzz FuzzFrameUnmarshalMarshal -fuzztime 10s ./heartbeat/
+	$(GO) test -count=1 -timeout 20m ./vip/... ./lab/... ./webapp/... ./systemd/... ./packaging/... ./cmd/... ./e2e/...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzFrameUnmarshalMarshal -fuzztime 2m ./heartbeat/
+
+bench: setup build
+	$(BIN) lab bench
+
+bench-webapp: setup
+	$(GO) run ./webapp/bench
+
+deb: build
+	$(GO) run ./packaging -bin $(BIN) -version $(VERSION) -out dist
+
+clean:
+	rm -rf bin dist

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hbdproject/hbd/config"
+	"github.com/hbdproject/hbd/control"
+	"github.com/hbdproject/hbd/vip"
+	"go.yaml.in/yaml/v3"
+)
+
+func init() {
+	register(command{name: "status", summary: "show the running daemon's state, peers and checks", run: runStatus})
+	register(command{name: "handover", summary: "hand the VIP to a standby without failed requests (on the master)", run: runHandover})
+	register(command{name: "maintenance", summary: "pin this node out of the election (on) or back in (off)", run: runMaintenance})
+	register(command{name: "release", summary: "remove this node's VIPs from its interface (systemd ExecStopPost)", run: runRelease})
+}
+
+// socketFor finds the control socket: -s wins, else the config's.
+func socketFor(cfgPath, sock string) (string, error) {
+	if sock != "" {
+		return sock, nil
+	}
+	c, err := readConfigLoosely(cfgPath)
+	if err != nil {
+		return "", err
+	}
+	return c.ControlSocket, nil
+}
+
+// readConfigLoosely reads just enough of the config for a client command:
+// it must not fail because, say, the key file is readable only by the
+// daemon's user.
+func readConfigLoosely(path string) (*config.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s (use -c FILE or -s SOCKET): %w", path, err)
+	}
+	var c config.Config
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if c.ControlSocket == "" {
+		c.ControlSocket = "/run/hbd/hbd.sock"
+	}
+	return &c, nil
+}
+
+func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("c", defaultConfig, "config file (to find the control socket)")
+	sock := fs.String("s", "", "control socket path (overrides the config's control_socket)")
+	return fs, cfg, sock
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cfg, sock := clientFlags("status", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hbd status [-c FILE | -s SOCKET] [--json]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	path, err := socketFor(*cfg, *sock)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := control.Call(ctx, path, control.Request{Cmd: control.CmdStatus})
+	if err != nil {
+		return err
+	}
+	if !resp.OK || resp.Status == nil {
+		return errors.New(resp.Error)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(resp.Status)
+	}
+	printStatus(stdout, resp.Status)
+	return nil
+}
+
+func printStatus(w io.Writer, s *control.Status) {
+	fmt.Fprintf(w, "node %s (%s): %s, epoch %d\n", s.Node, s.Version, s.State, s.Epoch)
+	prio := fmt.Sprintf("priority %d", s.EffectivePriority)
+	if len(s.Penalties) > 0 {
+		var ps []string
+		for n, wgt := range s.Penalties {
+			ps = append(ps, fmt.Sprintf("-%d %s", wgt, n))
+		}
+		sort.Strings(ps)
+		prio += fmt.Sprintf(" = %d configured %s", s.Priority, strings.Join(ps, " "))
+	}
+	fmt.Fprintf(w, "%s; ready %v; link %s %s\n", prio, s.Ready, s.Interface, map[bool]string{true: "up", false: "DOWN"}[s.LinkUp])
+	if len(s.Faults) > 0 {
+		fmt.Fprintf(w, "FAULT: %s\n", strings.Join(s.Faults, "; "))
+	}
+	held := "none"
+	if len(s.Held) > 0 {
+		held = strings.Join(s.Held, " ")
+	}
+	fmt.Fprintf(w, "VIPs %s; held here: %s\n", strings.Join(s.VIPs, " "), held)
+	fmt.Fprintf(w, "last transition %s ago: %s\n", time.Since(s.LastTransition).Round(time.Millisecond), s.LastReason)
+	if s.YieldingTo != "" {
+		fmt.Fprintf(w, "handing over to %s\n", s.YieldingTo)
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nPEER\tADDRESS\tSTATE\tALIVE\tPRIO\tEPOCH\tREADY\tUDP AGE\tTCP AGE\tRTT\tLOST")
+	for _, p := range s.Peers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%v\t%s\t%s\t%s\t%d\n", p.Node, p.Address, p.State, p.Alive, p.Priority, p.Epoch, p.Ready,
+			age(p.LastFrame["udp"]), age(p.LastFrame["tcp"]), time.Duration(p.RTT).Round(time.Microsecond), p.Lost)
+	}
+	tw.Flush()
+	if len(s.Checks) > 0 {
+		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nCHECK\tHEALTHY\tON FAILURE\tDETAIL")
+		for _, c := range s.Checks {
+			eff := fmt.Sprintf("-%d priority", c.Weight)
+			if c.Fault {
+				eff = "FAULT"
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%s\n", c.Name, c.Healthy, eff, c.Detail)
+		}
+		tw.Flush()
+	}
+	var rej []string
+	for path, m := range s.Rejected {
+		for r, n := range m {
+			rej = append(rej, fmt.Sprintf("%s/%s=%d", path, r, n))
+		}
+	}
+	sort.Strings(rej)
+	if len(rej) > 0 {
+		fmt.Fprintf(w, "\nrejected frames: %s\n", strings.Join(rej, " "))
+	}
+}
+
+func age(a control.Age) string {
+	if a < 0 {
+		return "never"
+	}
+	return time.Duration(a).Round(time.Millisecond).String()
+}
+
+func printSteps(w io.Writer, steps []control.Step) {
+	for i, s := range steps {
+		mark := "ok"
+		if !s.OK {
+			mark = "FAILED"
+		}
+		fmt.Fprintf(w, "%d. %-16s %-7s %8s  %s\n", i+1, s.Name, mark, time.Duration(s.Took).Round(100*time.Microsecond), s.Detail)
+	}
+}
+
+func runHandover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cfg, sock := clientFlags("handover", stderr)
+	to := fs.String("to", "", "node to hand the VIP to (default: the best ready standby)")
+	timeout := fs.Duration("timeout", 10*time.Second, "bound on the whole handover, drain included")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hbd handover [--to NODE] [--timeout D] [-c FILE | -s SOCKET]\n\nOn the master: checks that the standby is ready, drains the local app,\nreleases the VIP with a signed \"released\" frame, and waits for the standby\nto claim. Prints each step with its duration; exits 1 if the handover did\nnot complete (the old master then stays, or becomes again, master).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	path, err := socketFor(*cfg, *sock)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, *timeout+5*time.Second)
+	defer cancel()
+	resp, err := control.Call(cctx, path, control.Request{Cmd: control.CmdHandover, To: *to, Timeout: control.Duration(*timeout)})
+	if err != nil {
+		return err
+	}
+	printSteps(stdout, resp.Steps)
+	if !resp.OK {
+		fmt.Fprintf(stderr, "hbd handover: %s\n", resp.Error)
+		return exitError{1}
+	}
+	fmt.Fprintln(stdout, "handover complete")
+	return nil
+}
+
+func runMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cfg, sock := clientFlags("maintenance", stderr)
+	force := fs.Bool("force", false, "enter maintenance even if no standby can take the VIP over")
+	timeout := fs.Duration("timeout", 10*time.Second, "bound on the handover a master does first")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hbd maintenance on|off [--force] [-c FILE | -s SOCKET]\n\nOn pins this node out of the election; a master hands over first. Off lets\nit back in.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {
+		fs.Usage()
+		return exitError{2}
+	}
+	on := fs.Arg(0) == "on"
+	// Flags may follow the on/off word too.
+	if err := fs.Parse(fs.Args()[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return exitError{2}
+	}
+	path, err := socketFor(*cfg, *sock)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, *timeout+5*time.Second)
+	defer cancel()
+	resp, err := control.Call(cctx, path, control.Request{Cmd: control.CmdMaintenance, On: on, Force: *force, Timeout: control.Duration(*timeout)})
+	if err != nil {
+		return err
+	}
+	printSteps(stdout, resp.Steps)
+	if !resp.OK {
+		fmt.Fprintf(stderr, "hbd maintenance: %s\n", resp.Error)
+		return exitError{1}
+	}
+	return nil
+}
+
+func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("release", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", defaultConfig, "config file")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hbd release [-c FILE]\n\nRemoves the configured VIPs from the configured interface, whoever added\nthem. systemd runs it after hbd stops (ExecStopPost), so a crashed daemon\nnever leaves a VIP behind. Safe to run when nothing is held.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := readConfigLoosely(*path)
+	if err != nil {
+		return err
+	}
+	var vips []netip.Prefix
+	for _, p := range c.VIPs {
+		vips = append(vips, p.Prefix)
+	}
+	removed, err := vip.RemoveStale(c.Interface, vips)
+	if err != nil {
+		return err
+	}
+	for _, p := range removed {
+		fmt.Fprintf(stdout, "released %s from %s\n", p, c.Interface)
+	}
+	return nil
+}

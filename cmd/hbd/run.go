@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/hbdproject/hbd/daemon"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func init() {
+	register(command{name: "run", summary: "run the daemon: heartbeats, election, VIP", run: runDaemon})
+}
+
+func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("c", defaultConfig, "config file")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: hbd run [-c FILE]\n\nRuns the daemon in the foreground until SIGTERM or SIGINT, then releases the\nVIP and tells the peers (bye) so they take over at once. SIGHUP reloads the\nconfig (priority, tracks, hooks, drain, log level). Needs CAP_NET_ADMIN and\nCAP_NET_RAW (or root).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	return daemon.Run(ctx, daemon.Options{ConfigPath: *path, Version: version})
+}
