@@ -119,6 +119,11 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 		d.undrain()
 		return steps, fmt.Errorf("handover did not complete (this node re-claims if %s does not): %w", target, err)
 	}
+	// The VIP's traffic goes to the target now: put the local app back in
+	// service, so that this node is a ready standby again.
+	start = time.Now()
+	uerr := drain.Undrain(ctx, d.cfg.Drain, d.log)
+	step("undrain local app", start, uerr, "ready as standby")
 	d.log.Info("handover complete", "peer", target)
 	return steps, nil
 }
