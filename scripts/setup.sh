@@ -15,6 +15,7 @@ want chromium chromium
 want systemd-analyze systemd
 want keepalived keepalived
 want dpkg-deb dpkg
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei) # CJK glyphs in browser screenshots
 
 if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
 	need+=(golang-go)

@@ -1,9 +1,11 @@
 package webapp
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -18,6 +20,14 @@ const (
 	DefaultReadTimeout  = 1 * time.Second
 	DefaultWriteTimeout = 1 * time.Second
 	DefaultPoolTimeout  = 2 * time.Second
+
+	// Retries are few and quick: while Redis is down a request should get
+	// its 503 well within the store timeout, and a Sentinel failover is
+	// ridden out by the client's next request, not by one long retry loop.
+	maxRetries         = 2
+	maxRetryBackoff    = 200 * time.Millisecond
+	dialerRetries      = 2
+	dialerRetryBackoff = 50 * time.Millisecond
 )
 
 // RedisOptions says how to reach Redis, in one of three modes:
@@ -95,6 +105,10 @@ func NewRedisClient(opts RedisOptions) (redis.UniversalClient, error) {
 			WriteTimeout:          write,
 			PoolTimeout:           pool,
 			ContextTimeoutEnabled: true,
+			MaxRetries:            maxRetries,
+			MaxRetryBackoff:       maxRetryBackoff,
+			DialerRetries:         dialerRetries,
+			DialerRetryTimeout:    dialerRetryBackoff,
 		}), nil
 	case len(opts.SentinelAddrs) > 0:
 		return nil, errors.New("webapp: redis: sentinel addresses given without a master name")
@@ -109,6 +123,10 @@ func NewRedisClient(opts RedisOptions) (redis.UniversalClient, error) {
 			WriteTimeout:          write,
 			PoolTimeout:           pool,
 			ContextTimeoutEnabled: true,
+			MaxRetries:            maxRetries,
+			MaxRetryBackoff:       maxRetryBackoff,
+			DialerRetries:         dialerRetries,
+			DialerRetryTimeout:    dialerRetryBackoff,
 		}), nil
 	}
 
@@ -138,6 +156,13 @@ func NewRedisClient(opts RedisOptions) (redis.UniversalClient, error) {
 	o.WriteTimeout = pick(opts.WriteTimeout, o.WriteTimeout, write)
 	o.PoolTimeout = pick(opts.PoolTimeout, o.PoolTimeout, pool)
 	o.ContextTimeoutEnabled = true
+	if o.MaxRetries == 0 {
+		o.MaxRetries = maxRetries
+	}
+	if o.MaxRetryBackoff == 0 {
+		o.MaxRetryBackoff = maxRetryBackoff
+	}
+	o.DialerRetries, o.DialerRetryTimeout = dialerRetries, dialerRetryBackoff
 	return redis.NewClient(o), nil
 }
 
@@ -156,4 +181,17 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// SetRedisLogger sends go-redis's own log lines (dial failures, sentinel
+// switches) to log at warn level instead of the standard logger. go-redis
+// keeps one logger per process, so only a command's main should call it.
+func SetRedisLogger(log *slog.Logger) {
+	redis.SetLogger(redisLogger{log})
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
