@@ -83,6 +83,7 @@ type Daemon struct {
 	masterSeen  time.Time   // last frame from whoever was master, for the failover-phase metric
 	readySent   bool
 	lastRTTScan time.Time
+	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
 
 	rejMu    sync.Mutex
 	rejected map[string]map[string]uint64 // path → reason → count
@@ -204,6 +205,9 @@ func (d *Daemon) run(ctx context.Context) error {
 	} else if len(removed) > 0 {
 		d.log.Warn("removed VIPs left by an earlier run", "vip", removed)
 	}
+	if err := d.vip.EndHandoff(); err != nil {
+		return fmt.Errorf("removing stale hand-off routes: %w", err)
+	}
 	var err error
 	if d.udp, err = heartbeat.ListenUDP(d.cfg.Listen.AddrPort, peerAddrs(d.cfg)); err != nil {
 		return fmt.Errorf("heartbeat over UDP: %w", err)
@@ -268,6 +272,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	// flush, then stop everything.
 	notifyStopping()
 	d.act(d.m.Stop(time.Now()))
+	d.endHandoff()
 	time.Sleep(20 * time.Millisecond)
 	d.stopChecks()
 	stopBG()
@@ -276,6 +281,20 @@ func (d *Daemon) run(ctx context.Context) error {
 	wg.Wait()
 	d.log.Info("hbd stopped")
 	return loopErr
+}
+
+// handoffGrace is how long a node that handed the VIP over keeps accepting
+// packets addressed to it (vip.Handoff): long enough for every client to
+// have received the new master's first gratuitous ARP (well under a
+// millisecond here) and for a data packet sent just before it to be
+// retransmitted once (Linux's minimum RTO is 200 ms).
+const handoffGrace = 300 * time.Millisecond
+
+func (d *Daemon) endHandoff() {
+	d.handoffEnd = time.Time{}
+	if err := d.vip.EndHandoff(); err != nil {
+		d.log.Warn("ending the hand-off", "err", err)
+	}
 }
 
 // deliver verifies inbound frames in the transports' goroutines and hands
@@ -343,6 +362,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 			now := time.Now()
 			d.act(d.m.Tick(now))
 			d.announceDue(now)
+			if !d.handoffEnd.IsZero() && !now.Before(d.handoffEnd) {
+				d.endHandoff()
+			}
 		}
 		now := time.Now()
 		if _, err := wd.Ping(now); err != nil {
@@ -357,6 +379,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 		next := d.m.NextDeadline()
 		if len(d.burst) > 0 && d.burst[0].Before(next) {
 			next = d.burst[0]
+		}
+		if !d.handoffEnd.IsZero() && d.handoffEnd.Before(next) {
+			next = d.handoffEnd
 		}
 		if w := wd.Next(now); !w.IsZero() && w.Before(next) {
 			next = w
@@ -419,7 +444,12 @@ func (d *Daemon) act(acts []election.Action) {
 			d.claim(a)
 		case election.ActRelease:
 			d.burst = nil
-			if err := d.vip.Release(); err != nil {
+			release := d.vip.Release
+			if a.Handoff {
+				release = d.vip.Handoff
+				d.handoffEnd = time.Now().Add(handoffGrace)
+			}
+			if err := release(); err != nil {
 				d.log.Error("releasing the VIPs", "vip", vipStrings(d.cfg), "err", err)
 			} else {
 				d.log.Info("VIPs released", "vip", vipStrings(d.cfg), "reason", a.Reason)
@@ -443,6 +473,9 @@ func (d *Daemon) act(acts []election.Action) {
 
 func (d *Daemon) claim(a election.Action) {
 	decided := time.Now()
+	if !d.handoffEnd.IsZero() {
+		d.endHandoff()
+	}
 	err := d.vip.Claim()
 	done := time.Now()
 	d.metrics.claims.Inc()

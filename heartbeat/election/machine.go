@@ -493,7 +493,7 @@ func (m *Machine) claim(now time.Time, reason string) {
 // yield releases the VIP for target and waits for it to claim.
 func (m *Machine) yield(now time.Time, target, reason string) {
 	m.yieldTo, m.yieldUntil = target, now.Add(m.cfg.YieldTimeout)
-	m.emit(Action{Kind: ActRelease, Reason: reason})
+	m.emit(Action{Kind: ActRelease, Reason: reason, Handoff: true})
 	m.transition(now, Backup, reason)
 	m.emit(Action{Kind: ActSend, Frame: Released, Target: target})
 	m.nextSend = now.Add(m.cfg.Interval)

@@ -108,6 +108,11 @@ type Action struct {
 	To     State  // for ActNotify
 	Epoch  uint64 // for ActClaim and ActNotify
 	Reason string // for ActNotify, ActClaim and ActRelease: why, for logs and hooks
+	// Handoff marks an ActRelease that hands the VIP to a named peer (a
+	// planned handover or a preemption): the caller may keep accepting
+	// packets already on their way for a moment, without holding or
+	// announcing the VIP.
+	Handoff bool
 }
 
 func (a Action) String() string {

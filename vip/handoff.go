@@ -1,0 +1,89 @@
+package vip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// handoffProto marks the local routes Handoff adds (rtnetlink protocol
+// numbers above 4 are free for routing daemons; 0xbd: "hbd").
+const handoffProto netlink.RouteProtocol = 0xbd
+
+// Handoff releases the VIPs for a planned handover without dropping the
+// packets already on their way here. It deletes the addresses — so this
+// host no longer holds the VIPs, announces nothing and is never chosen by a
+// neighbour that asks — but adds a local route for each VIP in the local
+// table, so that packets clients sent before the new master's gratuitous
+// ARP reached them are still delivered to this host's sockets: a SYN or a
+// request in flight is answered instead of being dropped (a 1 s SYN
+// retransmission) or reset by the new master. EndHandoff removes the
+// routes; the daemon calls it a few hundred milliseconds later, once every
+// client has followed the announcement.
+func (m *Manager) Handoff() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	removed, err := RemoveStale(m.ifname, m.vips)
+	if len(removed) > 0 {
+		m.log.Info("released VIPs for a handover; accepting late packets for a moment", "vip", removed)
+	}
+	if err != nil {
+		return err
+	}
+	link, err := m.link()
+	if err != nil {
+		return fmt.Errorf("vip: handing off on %s: %w", m.ifname, err)
+	}
+	for _, p := range m.vips {
+		if err := netlink.RouteReplace(localRoute(link, p.Addr())); err != nil {
+			return fmt.Errorf("vip: adding the hand-off route for %s on %s: %w", p.Addr(), m.ifname, err)
+		}
+	}
+	return nil
+}
+
+// EndHandoff removes the local routes Handoff added. Absent routes are not
+// an error, so it is safe to call at any time (Claim calls it too).
+func (m *Manager) EndHandoff() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.endHandoff()
+}
+
+func (m *Manager) endHandoff() error {
+	link, err := m.link()
+	if err != nil {
+		if isLinkNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("vip: ending the hand-off on %s: %w", m.ifname, err)
+	}
+	var errs []error
+	for _, p := range m.vips {
+		err := netlink.RouteDel(localRoute(link, p.Addr()))
+		if err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("vip: removing the hand-off route for %s on %s: %w", p.Addr(), m.ifname, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func localRoute(link netlink.Link, ip netip.Addr) *netlink.Route {
+	r := &netlink.Route{
+		LinkIndex: link.Attrs().Index,
+		Dst:       prefixNet(netip.PrefixFrom(ip, ip.BitLen())),
+		Type:      unix.RTN_LOCAL,
+		Table:     unix.RT_TABLE_LOCAL,
+		Scope:     netlink.SCOPE_HOST,
+		Protocol:  handoffProto,
+	}
+	if ip.Is4() {
+		r.Family = netlink.FAMILY_V4
+	} else {
+		r.Family = netlink.FAMILY_V6
+	}
+	return r
+}
