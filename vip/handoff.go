@@ -15,14 +15,22 @@ const handoffProto netlink.RouteProtocol = 0xbd
 
 // Handoff releases the VIPs for a planned handover without dropping the
 // packets already on their way here. It deletes the addresses — so this
-// host no longer holds the VIPs, announces nothing and is never chosen by a
-// neighbour that asks — but adds a local route for each VIP in the local
-// table, so that packets clients sent before the new master's gratuitous
-// ARP reached them are still delivered to this host's sockets: a SYN or a
-// request in flight is answered instead of being dropped (a 1 s SYN
-// retransmission) or reset by the new master. EndHandoff removes the
-// routes; the daemon calls it a few hundred milliseconds later, once every
-// client has followed the announcement.
+// host no longer holds the VIPs and announces nothing — but adds a local
+// route for each VIP in the local table, so that packets clients sent
+// before the new master's gratuitous ARP reached them are still delivered
+// to this host's sockets: a SYN or a request in flight is answered instead
+// of being dropped (a 1 s SYN retransmission) or reset by the new master.
+// EndHandoff removes the routes; the daemon calls it a few hundred
+// milliseconds later, once every client has followed the announcement, and
+// before any claim of its own.
+//
+// A caveat for IPv4: with the default arp_ignore=0 the kernel answers ARP
+// requests for any address it routes locally, so a neighbour that asks in
+// that window may hear this host as well as the new master. Neighbours that
+// already have an entry (every client that talked to the VIP) do not ask;
+// one that does is corrected by the new master's later announcements (the
+// burst runs for 4 s). IPv6 neighbour discovery answers only for
+// configured addresses, so it is not affected.
 func (m *Manager) Handoff() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
