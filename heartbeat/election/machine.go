@@ -56,6 +56,7 @@ type Machine struct {
 	yieldUntil  time.Time // ... and don't claim before this unless it fails
 	yielded     bool      // an operator handed the VIP away: don't preempt back
 	reannounce  bool      // a split brain was seen: announce again if we stay master
+	fullListen  bool      // after a stall: no early end to the listening period
 
 	lastTransition time.Time
 	lastReason     string
@@ -337,6 +338,9 @@ func (m *Machine) begin(now time.Time) {
 		return
 	}
 	m.listenStart, m.listenUntil = now, now.Add(m.cfg.DeadAfter)
+	// Frames queued while we stalled are stale: the first one may show a
+	// peer as it was before it took over. Listen for the whole period.
+	m.fullListen = true
 	if m.state == Master {
 		m.holdDown = now.Add(m.cfg.HoldDown)
 		m.emit(Action{Kind: ActRelease, Reason: "stalled"})
@@ -402,6 +406,7 @@ func (m *Machine) evaluateBackup(now time.Time) {
 	if now.Before(m.listenUntil) && !m.heardAll() {
 		return
 	}
+	m.fullListen = false
 	if m.bestEligible(now) {
 		m.claim(now, "no master heard and we rank highest")
 	}
@@ -569,6 +574,9 @@ func (m *Machine) aliveMaster(now time.Time) *peer {
 // heardAll reports whether every configured peer was heard during the
 // current listening period, which ends the start-up wait early.
 func (m *Machine) heardAll() bool {
+	if m.fullListen {
+		return false
+	}
 	n := 0
 	for _, p := range m.peers {
 		if !p.seen.IsZero() && !p.seen.Before(m.listenStart) {

@@ -494,3 +494,23 @@ func TestByeDuringStartupListening(t *testing.T) {
 	took := n.until(10*time.Millisecond, "pc02 claims at once", n.onlyHolder("pc02"))
 	t.Logf("claimed %s after the bye", took)
 }
+
+// A frozen master wakes to a queue of frames sent while it slept: the first
+// shows the standby as it was before it took over. It must not claim on it.
+func TestStalledMasterIgnoresQueuedStaleFrames(t *testing.T) {
+	n := pair(t, false)
+	n.until(time.Second, "pc01 master", n.onlyHolder("pc01"))
+	n.run(200 * time.Millisecond)
+	pc01 := n.nodes["pc01"]
+	pc01.down = true
+	stale := Heard{Node: "pc02", Kind: Heartbeat, Advert: n.nodes["pc02"].m.Advert()} // BACKUP, before the takeover
+	n.until(time.Second, "pc02 claims", func() bool { return n.nodes["pc02"].holds(n.now) })
+	n.run(3 * time.Second)
+	pc01.down = false
+	n.apply(pc01, pc01.m.Receive(n.now, stale)) // the first queued frame after the wake
+	n.run(2 * time.Second)
+	if pc01.claims != 1 {
+		t.Errorf("pc01 claimed again on a stale frame; log %v", pc01.log[len(pc01.log)-5:])
+	}
+	n.mustState("pc01", Backup)
+}
