@@ -63,8 +63,9 @@ type Daemon struct {
 	m       *election.Machine
 	vip     *vip.Manager
 	rx      *heartbeat.Receiver
-	udp     *heartbeat.UDPTransport
+	udp     *heartbeat.UDPTransport // the current paths; replaced when a reload changes the peers
 	tcp     *heartbeat.TCPTransport
+	paths   *paths
 	checks  *health.Runner
 	hooks   *notify.Runner
 	metrics *metrics
@@ -208,18 +209,12 @@ func (d *Daemon) run(ctx context.Context) error {
 	if err := d.vip.EndHandoff(); err != nil {
 		return fmt.Errorf("removing stale hand-off routes: %w", err)
 	}
-	var err error
-	if d.udp, err = heartbeat.ListenUDP(d.cfg.Listen.AddrPort, peerAddrs(d.cfg)); err != nil {
-		return fmt.Errorf("heartbeat over UDP: %w", err)
-	}
-	if d.tcp, err = heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peerAddrs(d.cfg), heartbeat.TCPOptions{}); err != nil {
-		d.udp.Close()
-		return fmt.Errorf("heartbeat over TCP: %w", err)
+	if err := d.openPaths(peerAddrs(d.cfg)); err != nil {
+		return err
 	}
 	ctrl, err := control.Listen(d.cfg.ControlSocket, d.handleControl, d.log)
 	if err != nil {
-		d.udp.Close()
-		d.tcp.Close()
+		d.paths.close()
 		return err
 	}
 
@@ -234,8 +229,6 @@ func (d *Daemon) run(ctx context.Context) error {
 			}
 		}()
 	}
-	spawn("udp transport", func(ctx context.Context) error { return d.udp.Run(ctx, d.deliver(ctx)) })
-	spawn("tcp transport", func(ctx context.Context) error { return d.tcp.Run(ctx, d.deliver(ctx)) })
 	spawn("control socket", ctrl.Serve)
 	spawn("link watch", func(ctx context.Context) error {
 		return vip.WatchLink(ctx, d.cfg.Interface, func(up bool) {
@@ -276,11 +269,52 @@ func (d *Daemon) run(ctx context.Context) error {
 	time.Sleep(20 * time.Millisecond)
 	d.stopChecks()
 	stopBG()
-	d.udp.Close()
-	d.tcp.Close()
+	d.paths.close()
 	wg.Wait()
 	d.log.Info("hbd stopped")
 	return loopErr
+}
+
+// paths are the two heartbeat transports and the goroutines reading them.
+type paths struct {
+	udp    *heartbeat.UDPTransport
+	tcp    *heartbeat.TCPTransport
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// openPaths listens on the heartbeat address over UDP and TCP for peers and
+// starts reading; it replaces d.paths.
+func (d *Daemon) openPaths(peers []netip.AddrPort) error {
+	udp, err := heartbeat.ListenUDP(d.cfg.Listen.AddrPort, peers)
+	if err != nil {
+		return fmt.Errorf("heartbeat over UDP: %w", err)
+	}
+	tcp, err := heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peers, heartbeat.TCPOptions{Logger: d.log})
+	if err != nil {
+		udp.Close()
+		return fmt.Errorf("heartbeat over TCP: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &paths{udp: udp, tcp: tcp, cancel: cancel}
+	for _, t := range []heartbeat.Transport{udp, tcp} {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			if err := t.Run(ctx, d.deliver(ctx)); err != nil && ctx.Err() == nil {
+				d.log.Error("heartbeat transport stopped", "err", err)
+			}
+		}()
+	}
+	d.paths, d.udp, d.tcp = p, udp, tcp
+	return nil
+}
+
+func (p *paths) close() {
+	p.cancel()
+	p.udp.Close()
+	p.tcp.Close()
+	p.wg.Wait()
 }
 
 // handoffGrace is how long a node that handed the VIP over keeps accepting

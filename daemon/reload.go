@@ -11,8 +11,10 @@ import (
 )
 
 // reload re-reads the config on SIGHUP and applies what can change live:
-// priority, tracks, notify hooks, drain, log level, preempt settings and
-// metrics address changes are logged as needing a restart. A broken
+// peers, priority, tracks, notify hooks, drain and log level. A change to
+// anything else (node, cluster, interface, VIPs, listen address, timing,
+// key file, control socket, metrics address) is refused as needing a
+// restart. A broken
 // config is refused with a log line and the old one keeps running; the
 // VIP stays where it is either way.
 func (d *Daemon) reload() {
@@ -29,6 +31,20 @@ func (d *Daemon) reload() {
 		return
 	}
 	now := time.Now()
+	if !slices.Equal(nc.Peers, d.cfg.Peers) {
+		// New peers: reopen both paths on the same address. Heartbeats
+		// pause for the milliseconds this takes, far below dead_after.
+		d.paths.close()
+		if err := d.openPaths(peerAddrs(nc)); err != nil {
+			d.log.Error("reopening the heartbeat paths for the new peers; keeping the old peers", "err", err)
+			if err2 := d.openPaths(peerAddrs(d.cfg)); err2 != nil {
+				d.log.Error("reopening the heartbeat paths for the old peers", "err", err2)
+			}
+			return
+		}
+		d.act(d.m.SetPeerCount(now, len(nc.Peers)))
+		d.log.Info("peers changed", "peers", len(nc.Peers))
+	}
 	if nc.Priority != d.cfg.Priority {
 		d.act(d.m.SetPriority(now, nc.Priority))
 	}
@@ -68,8 +84,6 @@ func needsRestart(a, b *config.Config) string {
 		return "vip_lifetime"
 	case a.Listen != b.Listen:
 		return "listen"
-	case !slices.Equal(a.Peers, b.Peers):
-		return "peers"
 	case a.Interval != b.Interval || a.DeadAfter != b.DeadAfter:
 		return "interval/dead_after"
 	case a.PreemptEnabled() != b.PreemptEnabled() || a.PreemptDelay != b.PreemptDelay || a.HoldDown != b.HoldDown:

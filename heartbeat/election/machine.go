@@ -182,6 +182,14 @@ func (m *Machine) SetPriority(now time.Time, prio int) []Action {
 	return m.flush(now)
 }
 
+// SetPeerCount changes the number of configured peers (after a reload).
+func (m *Machine) SetPeerCount(now time.Time, n int) []Action {
+	m.begin(now)
+	m.cfg.Peers = n
+	m.evaluate(now)
+	return m.flush(now)
+}
+
 // SetMaintenance pins the node out of the election, or lets it back in. A
 // master entering maintenance releases the VIP at once: hand over first
 // (Candidate, Release) for a clean move.
