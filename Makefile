@@ -37,8 +37,8 @@ bench: setup build
 bench-webapp: setup
 	$(GO) run ./webapp/bench
 
-deb: build
-	$(GO) run ./packaging -bin $(BIN) -version $(VERSION) -out dist
+deb:
+	$(GO) run ./packaging/mkdeb -version $(VERSION) -out dist
 
 clean:
 	rm -rf bin dist

@@ -80,17 +80,18 @@ type Status struct {
 
 // Peer is one peer as this node sees it.
 type Peer struct {
-	Node       string            `json:"node"`
-	Address    string            `json:"address"`
-	State      string            `json:"state"`
-	Alive      bool              `json:"alive"`
-	Priority   int               `json:"priority"`
-	Epoch      uint64            `json:"epoch"`
-	Ready      bool              `json:"ready"`
-	LastFrame  map[string]Age    `json:"last_frame"` // per path: age of the last authentic frame
-	RTT        Duration          `json:"rtt"`        // kernel's smoothed RTT of the TCP path, 0 if unknown
-	Received   map[string]uint64 `json:"received"`   // authentic frames per path
-	Lost       uint64            `json:"lost"`       // sequence numbers never seen on any path
+	Node      string            `json:"node"`
+	Address   string            `json:"address"`
+	State     string            `json:"state"`
+	Alive     bool              `json:"alive"`
+	Priority  int               `json:"priority"`
+	Epoch     uint64            `json:"epoch"`
+	Ready     bool              `json:"ready"`
+	LastFrame map[string]Age    `json:"last_frame"` // per path: age of the last authentic frame
+	RTT       Duration          `json:"rtt"`        // kernel's smoothed RTT of the TCP path, 0 if unknown
+	Received  map[string]uint64 `json:"received"`   // authentic frames per path
+	Lost      uint64            `json:"lost"`       // sequence numbers never seen on any path
+	MaxGap    Duration          `json:"max_gap"`    // longest wait between two authentic frames (any path) since start
 }
 
 // Check is one health check's last result.

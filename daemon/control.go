@@ -228,6 +228,7 @@ func (d *Daemon) status(now time.Time) control.Status {
 				cp.Received[path.String()] = info.received[path]
 			}
 			cp.Lost = info.lost
+			cp.MaxGap = control.Duration(info.maxGap)
 			cp.RTT = control.Duration(rtts[info.addr.Addr()])
 		}
 		st.Peers = append(st.Peers, cp)

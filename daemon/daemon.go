@@ -50,6 +50,8 @@ type peerInfo struct {
 	boot     uint64
 	seq      uint64
 	lost     uint64
+	lastAny  time.Time     // last authentic frame on any path
+	maxGap   time.Duration // longest wait between two authentic frames
 }
 
 // Daemon is one running `hbd run`.
@@ -439,6 +441,12 @@ func (d *Daemon) onFrame(in inFrame) {
 		d.log.Info("peer heard", "peer", f.Node, "from", in.from.String(), "path", in.path.String())
 	}
 	p.addr = in.from
+	if !p.lastAny.IsZero() && in.at.Sub(p.lastAny) > p.maxGap {
+		p.maxGap = in.at.Sub(p.lastAny)
+	}
+	if in.at.After(p.lastAny) {
+		p.lastAny = in.at
+	}
 	p.last[in.path] = in.at
 	p.received[in.path]++
 	d.metrics.frames.WithLabelValues(in.path.String(), "received").Inc()

@@ -63,8 +63,8 @@ func newMetrics(hookDrops func() float64) *metrics {
 			Name: "hbd_vip_releases_total", Help: "Times this node released the VIPs.",
 		}),
 		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "hbd_failover_phase_seconds",
-			Help: "Failover phases on the claiming node: detect (last frame from the old master to the decision), add (decision to VIP added), announce (VIP added to first gratuitous ARP/NA sent), total.",
+			Name:    "hbd_failover_phase_seconds",
+			Help:    "Failover phases on the claiming node: detect (last frame from the old master to the decision), add (decision to VIP added), announce (VIP added to first gratuitous ARP/NA sent), total.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}, []string{"phase"}),
 	}

@@ -1,0 +1,329 @@
+package keepalived
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// DefaultKeyFile is where the shared key file is expected by default.
+const DefaultKeyFile = "/etc/hbd/key"
+
+// Options tune an import.
+type Options struct {
+	// File names the input in messages and in the header comment.
+	File string
+	// Node is this host's node name; empty leaves it out (hbd then uses the
+	// host name).
+	Node string
+	// KeyFile is the auth_key_file to write. Default: /etc/hbd/key.
+	KeyFile string
+	// Listen is this host's heartbeat address, used when the instance has
+	// no unicast_src_ip.
+	Listen string
+}
+
+// Result is an imported configuration.
+type Result struct {
+	// YAML is the hbd configuration, with comments.
+	YAML []byte
+	// Warnings are the settings left out or changed in meaning, and notes.
+	Warnings []*Problem
+}
+
+// VRRP and keepalived defaults the mapping depends on.
+const (
+	defaultAdvert     = time.Second // advert_int
+	defaultVRRPPrio   = 100         // priority
+	defaultScriptIval = time.Second // vrrp_script interval
+)
+
+// Import converts a keepalived.conf to an hbd configuration. On failure the
+// error is a Problems listing every line it cannot map.
+func Import(src []byte, opts Options) (*Result, error) {
+	if opts.KeyFile == "" {
+		opts.KeyFile = DefaultKeyFile
+	}
+	stmts, err := parse(opts.File, src)
+	if err != nil {
+		return nil, Problems{err.(*Problem)}
+	}
+	im := &importer{opts: opts, scripts: map[string]*stmt{}}
+	im.top(stmts)
+	if len(im.errs) > 0 {
+		sort.SliceStable(im.errs, func(i, j int) bool { return im.errs[i].Line < im.errs[j].Line })
+		return nil, im.errs
+	}
+	sort.SliceStable(im.warns, func(i, j int) bool { return im.warns[i].Line < im.warns[j].Line })
+	return &Result{YAML: im.render(), Warnings: im.warns}, nil
+}
+
+type importer struct {
+	opts    Options
+	errs    Problems
+	warns   []*Problem
+	scripts map[string]*stmt // vrrp_script blocks by name
+	inst    *stmt
+
+	// The mapped configuration, each value with where it came from.
+	name        string
+	state       *stmt
+	iface       *stmt
+	vrid        *stmt
+	priority    int
+	prioStmt    *stmt
+	advert      time.Duration
+	advertStmt  *stmt
+	nopreempt   *stmt
+	preemptStmt *stmt
+	delay       *stmt
+	src         *stmt
+	peersStmt   *stmt
+	peers       []valueFrom
+	vipsStmt    []*stmt
+	vips        []valueFrom
+	auth        *stmt
+	tracks      []track
+	notify      []notifyCmd
+}
+
+type valueFrom struct {
+	value string
+	line  int
+	note  string
+	dev   string // a VIP's `dev X`
+}
+
+type track struct {
+	name       string
+	comment    string
+	kind       string // exec or interface
+	command    []string
+	iface      string
+	interval   time.Duration
+	timeout    time.Duration
+	rise, fall int
+	weight     int
+	fault      bool
+	notes      []string
+}
+
+type notifyCmd struct {
+	field string
+	argv  []string
+	from  *stmt
+}
+
+func (im *importer) fail(s *stmt, format string, args ...any) {
+	im.errs = append(im.errs, &Problem{File: im.opts.File, Line: s.line, Keyword: s.keyword(), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (im *importer) warn(s *stmt, format string, args ...any) {
+	im.warns = append(im.warns, &Problem{File: im.opts.File, Line: s.line, Keyword: s.keyword(), Level: "warning", Msg: fmt.Sprintf(format, args...)})
+}
+
+func (im *importer) note(s *stmt, format string, args ...any) {
+	im.warns = append(im.warns, &Problem{File: im.opts.File, Line: s.line, Keyword: s.keyword(), Level: "note", Msg: fmt.Sprintf(format, args...)})
+}
+
+func (im *importer) top(stmts []*stmt) {
+	for _, s := range stmts {
+		switch s.keyword() {
+		case "global_defs":
+			im.note(s, "ignored: hbd has no global settings of this kind (e-mail alerts, router_id, script security); the node name comes from --node or the host name")
+		case "vrrp_script":
+			if len(s.args()) != 1 || !s.hasBlock {
+				im.fail(s, "want `vrrp_script NAME { … }`")
+				continue
+			}
+			if prev, dup := im.scripts[s.args()[0]]; dup {
+				im.fail(s, "%q is defined twice (also line %d)", s.args()[0], prev.line)
+			}
+			im.scripts[s.args()[0]] = s
+		case "vrrp_instance":
+			if im.inst != nil {
+				im.fail(s, "a second VRRP instance (the first is on line %d): an hbd cluster moves one group of VIPs; run one hbd per instance, each with its own config, cluster_id and port", im.inst.line)
+				continue
+			}
+			im.inst = s
+		case "vrrp_sync_group":
+			im.fail(s, "not supported: hbd moves all the VIPs of a cluster together, so put the addresses of the synchronised instances in one vrrp_instance before importing")
+		case "virtual_server", "virtual_server_group", "real_server":
+			im.fail(s, "LVS load balancing is not hbd's job: keep keepalived (with its VRRP part removed) or ipvsadm for it, and import only the vrrp_instance")
+		case "include":
+			im.fail(s, "not followed: paste the included file's contents in place, then import")
+		case "static_ipaddress", "static_routes", "static_rules":
+			im.warn(s, "ignored: hbd does not manage static addresses, routes or rules; configure them with the host's network configuration")
+		case "garp_group":
+			im.warn(s, "ignored: hbd sends its own burst of gratuitous ARPs and unsolicited neighbour advertisements on every claim")
+		case "bfd_instance":
+			im.fail(s, "BFD is not supported: hbd's own heartbeats (UDP and TCP) detect a dead peer")
+		case "linkbeat_use_polling", "net_namespace", "instance", "use_pid_dir":
+			im.warn(s, "ignored")
+		default:
+			im.fail(s, "unknown keyword (not a keepalived.conf top-level block the importer knows)")
+		}
+	}
+	if im.inst == nil {
+		if len(im.errs) == 0 {
+			im.errs = append(im.errs, &Problem{File: im.opts.File, Msg: "no vrrp_instance block: nothing to import"})
+		}
+		return
+	}
+	im.instance(im.inst)
+}
+
+func (im *importer) instance(vi *stmt) {
+	if len(vi.args()) != 1 || !vi.hasBlock {
+		im.fail(vi, "want `vrrp_instance NAME { … }`")
+		return
+	}
+	im.name = vi.args()[0]
+	im.priority = defaultVRRPPrio
+	im.advert = defaultAdvert
+	var trackScripts, trackIfaces []*stmt
+	var mcast *stmt
+	for _, s := range vi.block {
+		switch k := s.keyword(); k {
+		case "state":
+			if a := s.args(); len(a) != 1 || (a[0] != "MASTER" && a[0] != "BACKUP") {
+				im.fail(s, "want MASTER or BACKUP")
+			}
+			im.state = s
+		case "interface":
+			if im.one(s) {
+				im.iface = s
+			}
+		case "virtual_router_id":
+			if im.one(s) {
+				if n, err := strconv.ParseUint(s.args()[0], 10, 32); err != nil || n == 0 {
+					im.fail(s, "%q is not a number from 1 to 255", s.args()[0])
+				}
+			}
+			im.vrid = s
+		case "priority":
+			if im.one(s) {
+				n, err := strconv.Atoi(s.args()[0])
+				if err != nil || n < 1 || n > 255 {
+					im.fail(s, "%q is not a number from 1 to 255", s.args()[0])
+				}
+				im.priority, im.prioStmt = n, s
+			}
+		case "advert_int":
+			if im.one(s) {
+				d, ok := im.seconds(s, s.args()[0])
+				if ok && d <= 0 {
+					im.fail(s, "must be more than 0")
+				}
+				im.advert, im.advertStmt = d, s
+			}
+		case "nopreempt":
+			im.nopreempt = s
+		case "preempt":
+			im.preemptStmt = s
+		case "preempt_delay":
+			if im.one(s) {
+				if _, ok := im.seconds(s, s.args()[0]); ok {
+					im.delay = s
+				}
+			}
+		case "unicast_src_ip":
+			if im.one(s) {
+				if _, err := netip.ParseAddr(s.args()[0]); err != nil {
+					im.fail(s, "%q is not an IP address", s.args()[0])
+				}
+				im.src = s
+			}
+		case "unicast_peer":
+			im.unicastPeers(s)
+		case "virtual_ipaddress", "virtual_ipaddress_excluded":
+			im.virtualAddresses(s)
+		case "authentication":
+			im.auth = s
+			im.note(s, "not imported: hbd signs every frame with HMAC-SHA256 under the key in auth_key_file (%s), not a VRRP password: write it with `hbd keygen` and copy the same file to every node", im.opts.KeyFile)
+		case "track_script":
+			trackScripts = append(trackScripts, s)
+		case "track_interface":
+			trackIfaces = append(trackIfaces, s)
+		case "notify_master", "notify_backup", "notify_fault", "notify":
+			im.notifyCmd(s)
+		case "notify_stop", "notify_deleted", "notify_master_rx_lower_pri":
+			im.warn(s, "ignored: hbd runs hooks on becoming master, backup or fault, and on every transition (notify.any)")
+		case "smtp_alert":
+			im.warn(s, "ignored: hbd sends no e-mail; use a notify hook or alert on the hbd_state metric")
+		case "mcast_src_ip":
+			mcast = s
+		case "garp_master_delay", "garp_master_repeat", "garp_master_refresh", "garp_master_refresh_repeat",
+			"garp_lower_prio_delay", "garp_lower_prio_repeat", "garp_interval", "gna_interval", "lower_prio_no_advert",
+			"higher_prio_send_advert":
+			im.warn(s, "ignored: hbd sends a fixed burst of gratuitous ARPs / unsolicited NAs on every claim and re-announces after a split brain")
+		case "version", "vrrp_version", "accept", "no_accept", "strict_mode", "debug", "skip_check_adv_addr",
+			"check_unicast_src", "native_ipv6", "unicast_ttl", "kernel_rx_buf_size", "unicast_fault_no_peer",
+			"vrrp_skip_check_adv_addr", "vrrp_strict":
+			im.warn(s, "ignored: a VRRP protocol setting with no meaning for hbd's own heartbeats")
+		case "dont_track_primary":
+			im.warn(s, "ignored: hbd always watches the interface's link and never holds the VIP on a dead link")
+		case "use_vmac", "vmac_xmit_base":
+			im.fail(s, "virtual MAC addresses are not supported: hbd moves the address and announces the new MAC with gratuitous ARP")
+		case "virtual_routes", "virtual_rules":
+			im.fail(s, "hbd does not move routes or rules with the VIP: add them from a notify.master command (and remove them in notify.backup / notify.fault)")
+		case "track_file", "track_process", "track_bfd", "track_src_ip":
+			im.fail(s, "not supported: rewrite it as a vrrp_script with a command (an exec track)")
+		default:
+			im.fail(s, "unknown vrrp_instance keyword (the importer does not know how to map it)")
+		}
+	}
+	if im.iface == nil {
+		im.fail(vi, "no interface: hbd needs the interface that carries the VIPs")
+	}
+	if im.vrid == nil {
+		im.fail(vi, "no virtual_router_id: it becomes hbd's cluster_id and must be the same on every node")
+	}
+	for _, v := range im.vips {
+		if v.dev != "" && im.iface != nil && len(im.iface.args()) == 1 && v.dev != im.iface.args()[0] {
+			im.errs = append(im.errs, &Problem{File: im.opts.File, Line: v.line, Keyword: v.value,
+				Msg: fmt.Sprintf("dev %s: hbd holds every VIP on the one interface (%s); give this address its own hbd cluster", v.dev, im.iface.args()[0])})
+		}
+	}
+	if len(im.vips) == 0 {
+		im.fail(vi, "no virtual_ipaddress: nothing to fail over")
+	}
+	switch {
+	case im.peersStmt == nil && mcast != nil:
+		im.fail(mcast, "multicast VRRP: hbd sends unicast only; list the other nodes in a unicast_peer { } block and this host's address in unicast_src_ip")
+	case im.peersStmt == nil:
+		im.fail(vi, "no unicast_peer block: this instance uses multicast VRRP, and hbd sends unicast only; list the other nodes in unicast_peer { } and this host's address in unicast_src_ip")
+	case mcast != nil:
+		im.warn(mcast, "ignored: hbd sends unicast from unicast_src_ip")
+	}
+	if im.src == nil && im.opts.Listen == "" && im.peersStmt != nil {
+		im.fail(vi, "no unicast_src_ip: hbd needs this host's own heartbeat address; add unicast_src_ip or pass --listen ADDRESS")
+	}
+	if im.opts.Listen != "" {
+		if _, err := netip.ParseAddr(im.opts.Listen); err != nil {
+			im.errs = append(im.errs, &Problem{Keyword: "--listen", Msg: fmt.Sprintf("%q is not an IP address", im.opts.Listen)})
+		}
+	}
+	if im.state != nil {
+		im.note(im.state, "hbd has no initial state: the node with the highest priority becomes master, as keepalived does once it has heard its peers")
+	}
+	if im.nopreempt != nil && im.state != nil && len(im.state.args()) == 1 && im.state.args()[0] == "MASTER" {
+		im.warn(im.nopreempt, "keepalived only honours nopreempt with state BACKUP; hbd honours it whatever the state, so this node will not take the VIP back")
+	}
+	if im.delay != nil && im.nopreempt != nil {
+		im.warn(im.delay, "preempt_delay has no effect with nopreempt")
+	}
+	for _, ts := range trackScripts {
+		im.trackScripts(ts)
+	}
+	for _, ti := range trackIfaces {
+		im.trackInterfaces(ti)
+	}
+	for name, s := range im.scripts {
+		if !im.scriptUsed(name) {
+			im.warn(s, "%q is not tracked by the vrrp_instance: left out", name)
+		}
+	}
+}

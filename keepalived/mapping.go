@@ -1,0 +1,378 @@
+package keepalived
+
+import (
+	"fmt"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// one checks that s has exactly one argument.
+func (im *importer) one(s *stmt) bool {
+	if len(s.args()) != 1 {
+		im.fail(s, "want exactly one value, got %d", len(s.args()))
+		return false
+	}
+	return true
+}
+
+// seconds parses a keepalived TIMER: seconds, possibly with a fraction.
+func (im *importer) seconds(s *stmt, v string) (time.Duration, bool) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) || f > 1e6 {
+		im.fail(s, "%q is not a number of seconds", v)
+		return 0, false
+	}
+	return time.Duration(math.Round(f*1e6)) * time.Microsecond, true
+}
+
+func (im *importer) unicastPeers(s *stmt) {
+	if !s.hasBlock {
+		im.fail(s, "want a block: unicast_peer { ADDRESS … }")
+		return
+	}
+	if im.peersStmt != nil {
+		im.fail(s, "a second unicast_peer block (the first is on line %d)", im.peersStmt.line)
+		return
+	}
+	im.peersStmt = s
+	for _, p := range s.block {
+		a, err := netip.ParseAddr(p.keyword())
+		if err != nil {
+			im.fail(p, "not an IP address")
+			continue
+		}
+		if len(p.args()) > 0 {
+			im.warn(p, "ignored options %q: hbd authenticates frames instead of checking TTLs", strings.Join(p.args(), " "))
+		}
+		im.peers = append(im.peers, valueFrom{value: a.String(), line: p.line})
+	}
+	if len(s.block) == 0 {
+		im.fail(s, "empty: hbd needs at least one peer")
+	}
+}
+
+// vipValueOpts take a value; vipFlagOpts stand alone.
+var (
+	vipValueOpts = map[string]bool{"brd": true, "broadcast": true, "dev": true, "scope": true, "label": true, "peer": true, "preferred_lft": true, "valid_lft": true, "metric": true}
+	vipFlagOpts  = map[string]bool{"home": true, "-nodad": true, "nodad": true, "noprefixroute": true, "autojoin": true, "no_track": true}
+)
+
+func (im *importer) virtualAddresses(s *stmt) {
+	if !s.hasBlock {
+		im.fail(s, "want a block: %s { ADDRESS[/PREFIX] [dev IFACE] … }", s.keyword())
+		return
+	}
+	im.vipsStmt = append(im.vipsStmt, s)
+	if s.keyword() == "virtual_ipaddress_excluded" {
+		im.warn(s, "imported as ordinary VIPs: hbd does not distinguish addresses left out of VRRP adverts")
+	}
+	for _, v := range s.block {
+		text := v.keyword()
+		var p netip.Prefix
+		var err error
+		if strings.Contains(text, "/") {
+			p, err = netip.ParsePrefix(text)
+		} else {
+			var a netip.Addr
+			if a, err = netip.ParseAddr(text); err == nil {
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil {
+			im.fail(v, "not an address or address/prefix")
+			continue
+		}
+		from := valueFrom{value: p.String(), line: v.line}
+		if !strings.Contains(text, "/") {
+			from.note = fmt.Sprintf("no prefix given: /%d, as keepalived does", p.Bits())
+		}
+		args := v.args()
+		var ignored []string
+		for i := 0; i < len(args); i++ {
+			o := args[i]
+			switch {
+			case vipValueOpts[o]:
+				if i+1 >= len(args) {
+					im.fail(v, "%s needs a value", o)
+					break
+				}
+				val := args[i+1]
+				i++
+				switch o {
+				case "dev":
+					from.dev = val
+				case "peer":
+					im.fail(v, "peer %s: point-to-point VIPs are not supported", val)
+				default:
+					ignored = append(ignored, o+" "+val)
+				}
+			case vipFlagOpts[o]:
+				ignored = append(ignored, o)
+			default:
+				im.fail(v, "unknown address option %q", o)
+			}
+		}
+		if len(ignored) > 0 {
+			im.warn(v, "ignored %s: hbd adds the VIP with its own label (IFNAME:hbd), a finite lifetime and default scope", strings.Join(ignored, ", "))
+		}
+		im.vips = append(im.vips, from)
+	}
+}
+
+func (im *importer) notifyCmd(s *stmt) {
+	if len(s.args()) == 0 {
+		im.fail(s, "want a command")
+		return
+	}
+	argv, err := splitCommand(s)
+	if err != nil {
+		im.fail(s, "%v", err)
+		return
+	}
+	field := map[string]string{"notify_master": "master", "notify_backup": "backup", "notify_fault": "fault", "notify": "any"}[s.keyword()]
+	for _, n := range im.notify {
+		if n.field == field {
+			im.fail(s, "given twice (also line %d)", n.from.line)
+			return
+		}
+	}
+	if field == "any" {
+		im.warn(s, "keepalived passes TYPE NAME STATE PRIORITY as arguments; hbd passes HBD_STATE, HBD_PREVIOUS_STATE, HBD_NODE, HBD_VIPS, HBD_REASON and HBD_EPOCH in the environment instead: adapt the script")
+	}
+	im.notify = append(im.notify, notifyCmd{field: field, argv: argv, from: s})
+}
+
+func (im *importer) scriptUsed(name string) bool {
+	for _, t := range im.tracks {
+		if t.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (im *importer) trackScripts(ts *stmt) {
+	if !ts.hasBlock {
+		im.fail(ts, "want a block: track_script { NAME [weight N] … }")
+		return
+	}
+	for _, e := range ts.block {
+		name := e.keyword()
+		vs, ok := im.scripts[name]
+		if !ok {
+			im.fail(e, "no vrrp_script %q is defined", name)
+			continue
+		}
+		if im.scriptUsed(name) {
+			im.fail(e, "tracked twice")
+			continue
+		}
+		t := track{name: name, kind: "exec", interval: defaultScriptIval, rise: 1, fall: 1,
+			comment: fmt.Sprintf("vrrp_script %s (line %d), track_script (line %d)", name, vs.line, e.line)}
+		weight, weightStmt := 0, (*stmt)(nil)
+		var timeout *stmt
+		for _, o := range vs.block {
+			switch o.keyword() {
+			case "script":
+				if len(o.args()) == 0 {
+					im.fail(o, "want a command")
+					continue
+				}
+				argv, err := splitCommand(o)
+				if err != nil {
+					im.fail(o, "%v", err)
+					continue
+				}
+				t.command = argv
+			case "interval":
+				if im.one(o) {
+					if d, ok := im.seconds(o, o.args()[0]); ok {
+						t.interval = d
+					}
+				}
+			case "timeout":
+				if im.one(o) {
+					if d, ok := im.seconds(o, o.args()[0]); ok {
+						t.timeout, timeout = d, o
+					}
+				}
+			case "weight":
+				if w, ok := im.weight(o); ok {
+					weight, weightStmt = w, o
+				}
+			case "rise", "fall":
+				if im.one(o) {
+					n, err := strconv.Atoi(o.args()[0])
+					if err != nil || n < 1 {
+						im.fail(o, "%q is not a count of 1 or more", o.args()[0])
+					} else if o.keyword() == "rise" {
+						t.rise = n
+					} else {
+						t.fall = n
+					}
+				}
+			case "user":
+				im.warn(o, "ignored: hbd runs checks as its own user (hbd); grant that user what the script needs")
+			case "init_fail":
+				t.notes = append(t.notes, "init_fail: hbd treats a check as failing until it has passed `rise` times")
+			default:
+				im.fail(o, "unknown vrrp_script keyword")
+			}
+		}
+		if t.command == nil {
+			im.fail(vs, "no script line")
+			continue
+		}
+		// The instance's own weight for this script overrides the script's.
+		if len(e.args()) > 0 {
+			if len(e.args()) == 2 && e.args()[0] == "weight" {
+				if w, ok := im.weight(&stmt{line: e.line, words: []string{"weight", e.args()[1]}}); ok {
+					weight, weightStmt = w, e
+				}
+			} else {
+				im.fail(e, "want `NAME` or `NAME weight N`, got %q", e.raw)
+				continue
+			}
+		}
+		im.setWeight(&t, weight, weightStmt)
+		if t.timeout > t.interval {
+			im.warn(timeout, "timeout %s is longer than interval %s; hbd bounds a run by its interval, so timeout is %s", t.timeout, t.interval, t.interval)
+			t.timeout = t.interval
+		}
+		if t.timeout == t.interval {
+			t.timeout = 0 // the default
+		}
+		im.tracks = append(im.tracks, t)
+	}
+}
+
+// weight parses `weight N`; keepalived's "reverse" has no hbd counterpart.
+func (im *importer) weight(s *stmt) (int, bool) {
+	a := s.args()
+	if len(a) == 2 && a[1] == "reverse" {
+		im.fail(s, "`reverse` is not supported: hbd only lowers the priority of a failing check")
+		return 0, false
+	}
+	if len(a) != 1 {
+		im.fail(s, "want one number from -253 to 253")
+		return 0, false
+	}
+	n, err := strconv.Atoi(a[0])
+	if err != nil || n < -254 || n > 254 {
+		im.fail(s, "%q is not a number from -253 to 253", a[0])
+		return 0, false
+	}
+	return n, true
+}
+
+// setWeight maps a keepalived weight: 0 puts the instance in FAULT while
+// the check fails; -N subtracts N while it fails; +N adds N while it
+// passes, which hbd can only express as subtracting N while it fails.
+func (im *importer) setWeight(t *track, w int, from *stmt) {
+	switch {
+	case w == 0:
+		t.fault = true
+		t.notes = append(t.notes, "no weight: FAULT while failing, as in keepalived")
+	case w < 0:
+		t.weight = -w
+		t.notes = append(t.notes, fmt.Sprintf("weight %d (line %d)", w, from.line))
+	default:
+		t.weight = w
+		t.notes = append(t.notes, fmt.Sprintf("weight +%d (line %d): keepalived adds it while passing, hbd subtracts it while failing", w, from.line))
+		im.warn(from, "positive weight %d: keepalived adds it while the check passes, hbd subtracts it while the check fails; the order of nodes running the same check is the same, but compare the priorities", w)
+	}
+}
+
+func (im *importer) trackInterfaces(ti *stmt) {
+	if !ti.hasBlock {
+		im.fail(ti, "want a block: track_interface { IFACE [weight N] … }")
+		return
+	}
+	for _, e := range ti.block {
+		t := track{name: "link-" + e.keyword(), kind: "interface", iface: e.keyword(),
+			comment: fmt.Sprintf("track_interface %s (line %d)", e.keyword(), e.line)}
+		if im.iface != nil && len(im.iface.args()) == 1 && e.keyword() == im.iface.args()[0] {
+			im.warn(e, "hbd always watches the VIP interface %s; no track is needed for it", e.keyword())
+			continue
+		}
+		w, from := 0, e
+		if len(e.args()) > 0 {
+			if len(e.args()) < 2 || e.args()[0] != "weight" {
+				im.fail(e, "want `IFACE` or `IFACE weight N`, got %q", e.raw)
+				continue
+			}
+			var ok bool
+			if w, ok = im.weight(&stmt{line: e.line, words: e.args()}); !ok {
+				continue
+			}
+		}
+		for _, x := range im.tracks {
+			if x.name == t.name {
+				im.fail(e, "tracked twice")
+			}
+		}
+		im.setWeight(&t, w, from)
+		im.tracks = append(im.tracks, t)
+	}
+}
+
+// shellChars are the characters that only mean something to a shell.
+const shellChars = "|&;<>()$`\\*?[]~{}"
+
+// splitCommand splits a script or notify command into a program and its
+// arguments the way keepalived does without a shell: on blanks, with
+// single or double quotes grouping. Anything that needs a shell to mean
+// what it says (pipes, redirections, variables, globs, …) is refused.
+func splitCommand(s *stmt) ([]string, error) {
+	text := s.raw
+	if len(s.args()) == 1 && s.quoted[1] {
+		text = s.args()[0] // script "/usr/bin/killall -0 haproxy"
+	}
+	var argv []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if inWord {
+				argv = append(argv, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'' || c == '"':
+			j := strings.IndexByte(text[i+1:], c)
+			if j < 0 {
+				return nil, fmt.Errorf("command %q: unterminated %c quote", text, c)
+			}
+			part := text[i+1 : i+1+j]
+			if c == '"' && strings.ContainsAny(part, "$`\\") {
+				return nil, fmt.Errorf("command %q needs a shell (%q inside double quotes); hbd runs commands without one: put the shell code in a script file and name that file", text, part)
+			}
+			cur.WriteString(part)
+			inWord = true
+			i += j + 1
+		case strings.IndexByte(shellChars, c) >= 0:
+			return nil, fmt.Errorf("command %q needs a shell (%q); hbd runs commands without one: put the shell code in a script file and name that file", text, string(c))
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		argv = append(argv, cur.String())
+	}
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("empty command")
+	}
+	if strings.Contains(argv[0], "=") && !strings.Contains(argv[0], "/") {
+		return nil, fmt.Errorf("command %q starts with a variable assignment, which needs a shell; hbd runs commands without one", text)
+	}
+	if !strings.HasPrefix(argv[0], "/") {
+		return nil, fmt.Errorf("command %q: the program must be an absolute path, e.g. /usr/bin/%s: hbd runs commands without a shell or PATH", text, argv[0])
+	}
+	return argv, nil
+}
