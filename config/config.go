@@ -76,7 +76,44 @@ type Config struct {
 	// Drain says how to drain the local app before a planned handover.
 	// Default: none (the VIP moves without draining).
 	Drain Drain `yaml:"drain"`
+	// Witness is an optional lease in Redis that makes two masters
+	// impossible in a two-node cluster. Default: none (heartbeats alone).
+	Witness Witness `yaml:"witness"`
 }
+
+// Witness configures the lease a master must hold in Redis. With it, a
+// standby claims only after winning the lease, and a master that cannot
+// renew it drops the VIP by itself. Every node of a cluster must use the
+// same witness and timing.
+type Witness struct {
+	// Redis is the standalone Redis URL of the witness, e.g.
+	// redis://198.51.100.20:6379/0 (rediss:// for TLS). Either redis or
+	// sentinel_master with sentinel_addrs. Default: none (no witness).
+	Redis string `yaml:"redis"`
+	// SentinelMaster is the name of the master Sentinel monitors.
+	// Default: none.
+	SentinelMaster string `yaml:"sentinel_master"`
+	// SentinelAddrs are the Sentinels' host:port addresses. Default: none.
+	SentinelAddrs []string `yaml:"sentinel_addrs"`
+	// Key is the lease's key in Redis. Default: hbd:lease:<cluster_id>.
+	Key string `yaml:"key"`
+	// TTL is the lease's time to live; it must cover the VIP lifetime, the
+	// kernel's expiry slack (1.5s), the renew period and one call's budget,
+	// with clock drift allowed for: `hbd check` refuses less. A standby
+	// waits about one TTL after the master goes silent. Default: the
+	// shortest safe TTL (4s with the other defaults).
+	TTL Duration `yaml:"ttl"`
+	// Renew is how often the master renews the lease. Default: 250ms.
+	Renew Duration `yaml:"renew"`
+	// Policy is what to do when the witness cannot be reached: safe (never
+	// claim without the lease: no split brain, but no failover while Redis
+	// is down) or available (fall back to heartbeats alone, logged loudly
+	// and counted). Default: safe.
+	Policy string `yaml:"policy"`
+}
+
+// Enabled reports whether a witness is configured.
+func (w *Witness) Enabled() bool { return w.Redis != "" || w.SentinelMaster != "" }
 
 // Track is one health check.
 type Track struct {
@@ -163,6 +200,9 @@ const (
 	defaultTrackIvl  = 200 * time.Millisecond
 	defaultNotifyTO  = 10 * time.Second
 	defaultDrainTO   = 5 * time.Second
+	// defaultWitnessRenew keeps Redis traffic low (4 calls a second) while
+	// leaving the lease most of its TTL as a buffer against a slow Redis.
+	defaultWitnessRenew = 250 * time.Millisecond
 )
 
 // PreemptEnabled reports the effective preempt setting.

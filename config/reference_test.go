@@ -10,7 +10,7 @@ import (
 )
 
 // TestReferenceDoc checks docs/config.md against the structs: every YAML
-// field of Config, Track, Notify and Drain has a row in its section's
+// field of Config, Track, Notify, Drain and Witness has a row in its section's
 // table, and every row names a field that exists.
 func TestReferenceDoc(t *testing.T) {
 	b, err := os.ReadFile("../docs/config.md")
@@ -22,6 +22,7 @@ func TestReferenceDoc(t *testing.T) {
 		"tracks":    reflect.TypeOf(Track{}),
 		"notify":    reflect.TypeOf(Notify{}),
 		"drain":     reflect.TypeOf(Drain{}),
+		"witness":   reflect.TypeOf(Witness{}),
 	}
 	documented := map[string][]string{}
 	row := regexp.MustCompile("^\\| `([a-z_]+)` \\|")

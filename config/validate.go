@@ -9,6 +9,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/hbdproject/hbd/witness"
 )
 
 // MinKeyLen is the shortest shared key accepted, in bytes.
@@ -81,6 +83,18 @@ func (v *validator) defaults(c *Config) {
 		}
 	}
 	setDur(&c.Notify.Timeout, defaultNotifyTO)
+	if c.Witness.Enabled() {
+		setDur(&c.Witness.Renew, defaultWitnessRenew)
+		if c.Witness.Policy == "" {
+			c.Witness.Policy = "safe"
+		}
+		if c.Witness.Key == "" {
+			c.Witness.Key = fmt.Sprintf("hbd:lease:%d", c.ClusterID)
+		}
+		if c.Witness.TTL == 0 {
+			c.Witness.TTL = Duration(c.witnessTiming().WithDefaults().TTL)
+		}
+	}
 	setDur(&c.Drain.Timeout, defaultDrainTO)
 	if c.Preempt == nil {
 		t := true
@@ -195,8 +209,58 @@ func (v *validator) validate(c *Config) []byte {
 	v.validateURL("drain.inflight_url", c.Drain.InflightURL)
 	v.validateURL("drain.undrain_url", c.Drain.UndrainURL)
 	v.validateCommand("drain.command", c.Drain.Command)
+	v.validateWitness(c)
 	return v.validateKey(c)
 }
+
+func (v *validator) validateWitness(c *Config) {
+	w := &c.Witness
+	if !w.Enabled() {
+		if w.Key != "" || w.TTL != 0 || w.Renew != 0 || w.Policy != "" || len(w.SentinelAddrs) > 0 {
+			v.fail("witness", "set redis (a URL) or sentinel_master with sentinel_addrs, or remove the witness section")
+		}
+		return
+	}
+	if w.Redis != "" && w.SentinelMaster != "" {
+		v.fail("witness.redis", "set either redis or sentinel_master, not both")
+	}
+	if w.Redis != "" && !strings.HasPrefix(w.Redis, "redis://") && !strings.HasPrefix(w.Redis, "rediss://") {
+		v.fail("witness.redis", "%q: want a redis:// or rediss:// URL", w.Redis)
+	}
+	if w.SentinelMaster != "" && len(w.SentinelAddrs) == 0 {
+		v.fail("witness.sentinel_addrs", "required with sentinel_master: the Sentinels' host:port addresses")
+	}
+	for i, a := range w.SentinelAddrs {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			v.fail(fmt.Sprintf("witness.sentinel_addrs[%d]", i), "%q is not host:port", a)
+		}
+	}
+	switch w.Policy {
+	case "safe", "available":
+	default:
+		v.fail("witness.policy", "%q: want safe or available", w.Policy)
+	}
+	if w.Renew.D() < 10*time.Millisecond || w.Renew.D() > time.Second {
+		v.fail("witness.renew", "%s is out of range 10ms..1s", w.Renew)
+	}
+	if err := witness.Validate(c.witnessTiming()); err != nil {
+		v.fail("witness.ttl", "%v", err)
+	}
+}
+
+// witnessTiming is the lease timing the config implies.
+func (c *Config) witnessTiming() witness.Timing {
+	return witness.Timing{
+		Interval:  c.Interval.D(),
+		DeadAfter: c.DeadAfter.D(),
+		Lifetime:  c.VIPLifetime.D(),
+		TTL:       c.Witness.TTL.D(),
+		Renew:     c.Witness.Renew.D(),
+	}
+}
+
+// WitnessTiming is the lease timing of a loaded config, defaults filled in.
+func (c *Config) WitnessTiming() witness.Timing { return c.witnessTiming().WithDefaults() }
 
 func (v *validator) validateInterface(field, name string, required bool) {
 	if name == "" {

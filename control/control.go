@@ -73,6 +73,7 @@ type Status struct {
 	Started           time.Time      `json:"started"`
 	Peers             []Peer         `json:"peers"`
 	Checks            []Check        `json:"checks,omitempty"`
+	Witness           *Witness       `json:"witness,omitempty"`
 	// Rejected counts refused frames by path ("udp", "tcp") and reason
 	// ("bad_tag", "replay", "duplicate", ...).
 	Rejected map[string]map[string]uint64 `json:"rejected"`
@@ -92,6 +93,13 @@ type Peer struct {
 	Received  map[string]uint64 `json:"received"`   // authentic frames per path
 	Lost      uint64            `json:"lost"`       // sequence numbers never seen on any path
 	MaxGap    Duration          `json:"max_gap"`    // longest wait between two authentic frames (any path) since start
+}
+
+// Witness is the state of the witness lease.
+type Witness struct {
+	Policy    string   `json:"policy"`
+	Reachable bool     `json:"reachable"`  // the last call got an answer
+	LeaseLeft Duration `json:"lease_left"` // how long we may still believe we hold the lease; 0 if we hold none
 }
 
 // Check is one health check's last result.

@@ -204,6 +204,12 @@ func (d *Daemon) status(now time.Time) control.Status {
 		LastTransition: cs.LastTransition, LastReason: cs.LastReason, YieldingTo: cs.YieldingTo,
 		Started: d.started, Rejected: map[string]map[string]uint64{},
 	}
+	if cs.Witness {
+		st.Witness = &control.Witness{Policy: d.cfg.Witness.Policy, Reachable: !cs.WitnessDown}
+		if !cs.LeaseUntil.IsZero() && cs.LeaseUntil.After(now) {
+			st.Witness.LeaseLeft = control.Duration(cs.LeaseUntil.Sub(now))
+		}
+	}
 	if held, err := d.vip.Held(); err == nil {
 		for _, p := range held {
 			st.Held = append(st.Held, p.String())

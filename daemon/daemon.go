@@ -23,6 +23,7 @@ import (
 	"github.com/hbdproject/hbd/notify"
 	"github.com/hbdproject/hbd/sdnotify"
 	"github.com/hbdproject/hbd/vip"
+	"github.com/hbdproject/hbd/witness"
 )
 
 // Options configure Run.
@@ -69,6 +70,7 @@ type Daemon struct {
 	tcp     *heartbeat.TCPTransport
 	paths   *paths
 	checks  *health.Runner
+	leaser  *leaser // nil without a witness
 	hooks   *notify.Runner
 	metrics *metrics
 
@@ -141,12 +143,17 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	d.hooks = notify.New(cfg.Notify, log)
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
+	if cfg.Witness.Enabled() {
+		if d.leaser, err = newLeaser(cfg, d); err != nil {
+			return nil, err
+		}
+	}
 	d.m = election.New(electionConfig(cfg, d.vip.RefreshInterval()), time.Now())
 	return d, nil
 }
 
 func electionConfig(cfg *config.Config, refresh time.Duration) election.Config {
-	return election.Config{
+	ec := election.Config{
 		Node:         cfg.Node,
 		Priority:     cfg.Priority,
 		Peers:        len(cfg.Peers),
@@ -158,7 +165,17 @@ func electionConfig(cfg *config.Config, refresh time.Duration) election.Config {
 		Refresh:      min(refresh, cfg.DeadAfter.D()),
 		YieldTimeout: max(2*cfg.DeadAfter.D(), 500*time.Millisecond),
 	}
+	if cfg.Witness.Enabled() {
+		ec.Witness = true
+		ec.LeaseGuard = cfg.VIPLifetime.D() + witness.KernelSlack
+		ec.LeaseRenew = cfg.Witness.Renew.D()
+		ec.WitnessBypass = cfg.Witness.Policy == "available"
+	}
+	return ec
 }
+
+// timeNow is the daemon's clock (time.Now, with its monotonic reading).
+func timeNow() time.Time { return time.Now() }
 
 func vipPrefixes(cfg *config.Config) []netip.Prefix {
 	out := make([]netip.Prefix, len(cfg.VIPs))
@@ -241,6 +258,9 @@ func (d *Daemon) run(ctx context.Context) error {
 		})
 	})
 	spawn("notify hooks", func(ctx context.Context) error { d.hooks.Run(ctx); return nil })
+	if d.leaser != nil {
+		spawn("witness", func(ctx context.Context) error { return d.leaser.run(ctx, d) })
+	}
 	if addr := d.cfg.MetricsAddr(); addr != "" {
 		srv, err := d.metricsServer(addr)
 		if err != nil {
@@ -509,6 +529,10 @@ func (d *Daemon) act(acts []election.Action) {
 			d.send(a.Frame, a.Target)
 		case election.ActNotify:
 			d.transition(a)
+		case election.ActLease:
+			if d.leaser == nil || !d.leaser.ask(a) {
+				d.log.Error("witness request dropped", "op", a.Lease.String())
+			}
 		}
 	}
 }
@@ -533,6 +557,10 @@ func (d *Daemon) claim(a election.Action) {
 	}
 	d.metrics.phases.WithLabelValues("claim").Observe(done.Sub(decided).Seconds())
 	d.log.Info("VIPs claimed", "vip", vipStrings(d.cfg), "epoch", a.Epoch, "took", done.Sub(decided), "reason", a.Reason)
+	if a.Bypass {
+		d.metrics.bypassed.Inc()
+		d.log.Error("CLAIMED WITHOUT THE WITNESS LEASE: the witness is unreachable and witness.policy is available; two masters are possible until it returns")
+	}
 	d.startBurst(decided)
 	d.burst = d.burst[1:] // Claim sent the first round
 }

@@ -21,6 +21,7 @@ type metrics struct {
 	releases    prometheus.Counter
 	phases      *prometheus.HistogramVec
 	hookDrops   prometheus.CounterFunc
+	bypassed    prometheus.Counter // registered only with a witness
 }
 
 var stateNames = []string{"INIT", "BACKUP", "MASTER", "FAULT", "MAINTENANCE"}
@@ -68,6 +69,9 @@ func newMetrics(hookDrops func() float64) *metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}, []string{"phase"}),
 	}
+	m.bypassed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hbd_witness_bypassed_total", Help: "Claims made without the witness lease because it was unreachable (policy available).",
+	})
 	m.hookDrops = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "hbd_notify_dropped_total", Help: "Notify hook runs dropped because the queue was full.",
 	}, hookDrops)

@@ -98,6 +98,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func printStatus(w io.Writer, s *control.Status) {
+	out := w
 	fmt.Fprintf(w, "node %s (%s): %s, epoch %d\n", s.Node, s.Version, s.State, s.Epoch)
 	prio := fmt.Sprintf("priority %d", s.EffectivePriority)
 	if len(s.Penalties) > 0 {
@@ -118,6 +119,13 @@ func printStatus(w io.Writer, s *control.Status) {
 	}
 	fmt.Fprintf(w, "VIPs %s; held here: %s\n", strings.Join(s.VIPs, " "), held)
 	fmt.Fprintf(w, "last transition %s ago: %s\n", time.Since(s.LastTransition).Round(time.Millisecond), s.LastReason)
+	if w := s.Witness; w != nil {
+		lease := "not held"
+		if w.LeaseLeft > 0 {
+			lease = time.Duration(w.LeaseLeft).Round(time.Millisecond).String() + " left"
+		}
+		fmt.Fprintf(out, "witness (policy %s): reachable %v, lease %s\n", w.Policy, w.Reachable, lease)
+	}
 	if s.YieldingTo != "" {
 		fmt.Fprintf(w, "handing over to %s\n", s.YieldingTo)
 	}

@@ -58,6 +58,11 @@ type Machine struct {
 	reannounce  bool      // a split brain was seen: announce again if we stay master
 	fullListen  bool      // after a stall: no early end to the listening period
 
+	leaseUntil  time.Time // our belief in the witness lease; zero: none
+	leaseBusy   bool      // an acquire or renew is in flight
+	leaseTried  time.Time // when the last acquire or renew was asked for
+	witnessDown bool      // the last witness call got no answer
+
 	lastTransition time.Time
 	lastReason     string
 
@@ -75,6 +80,14 @@ func New(cfg Config, now time.Time) *Machine {
 	}
 	if cfg.YieldTimeout <= 0 {
 		cfg.YieldTimeout = 2 * cfg.DeadAfter
+	}
+	if cfg.Witness {
+		if cfg.LeaseRenew <= 0 {
+			cfg.LeaseRenew = cfg.Interval
+		}
+		if cfg.LeaseRetry <= 0 {
+			cfg.LeaseRetry = max(cfg.Interval, 50*time.Millisecond)
+		}
 	}
 	return &Machine{
 		cfg:            cfg,
@@ -140,7 +153,7 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 	// A Released frame names us; a yielding master's heartbeats name us too,
 	// in case the Released frame was lost on both paths.
 	if h.Target == m.cfg.Node && h.State != Master && m.state == Backup && m.eligible() {
-		m.claim(now, fmt.Sprintf("%s released the VIP to us", h.Node))
+		m.tryClaim(now, fmt.Sprintf("%s released the VIP to us", h.Node))
 	}
 	m.evaluate(now)
 	return m.flush(now)
@@ -180,6 +193,65 @@ func (m *Machine) SetPriority(now time.Time, prio int) []Action {
 	m.cfg.Priority = prio
 	m.evaluate(now)
 	return m.flush(now)
+}
+
+// LeaseResult feeds back the witness's answer to an ActLease.
+func (m *Machine) LeaseResult(now time.Time, r LeaseReply) []Action {
+	m.begin(now)
+	if r.Op != LeaseRelease {
+		m.leaseBusy = false
+	}
+	m.witnessDown = r.Unreachable
+	switch {
+	case r.Op == LeaseRelease || r.Unreachable:
+	case r.Won:
+		m.leaseUntil = r.ValidUntil
+	default:
+		m.leaseUntil = time.Time{}
+		if m.state == Master {
+			m.holdDown = now.Add(m.cfg.HoldDown)
+			m.emit(Action{Kind: ActRelease, Reason: "lost the witness lease"})
+			m.transition(now, Backup, fmt.Sprintf("the witness lease is held by %q: stepping down", r.Holder))
+			m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+			m.nextSend = now.Add(m.cfg.Interval)
+		}
+	}
+	m.evaluate(now)
+	return m.flush(now)
+}
+
+// leaseCovers reports whether the witness lease lets us hold (claim or
+// refresh) the VIP now: it must outlast now by the VIP lifetime plus the
+// kernel's slack, so that if we froze right now the kernel would drop the
+// VIP before the lease could expire for anyone else.
+func (m *Machine) leaseCovers(now time.Time) bool {
+	return !m.cfg.Witness || !now.Add(m.cfg.LeaseGuard).After(m.leaseUntil) || m.bypass()
+}
+
+// bypass reports whether the witness is down and the policy says to carry
+// on without it.
+func (m *Machine) bypass() bool { return m.cfg.Witness && m.cfg.WitnessBypass && m.witnessDown }
+
+// tryClaim claims the VIP, first winning the witness lease if one is
+// configured.
+func (m *Machine) tryClaim(now time.Time, reason string) {
+	if m.leaseCovers(now) {
+		m.claim(now, reason)
+		return
+	}
+	if !m.leaseBusy && !now.Before(m.leaseTried.Add(m.cfg.LeaseRetry)) {
+		m.leaseBusy, m.leaseTried = true, now
+		m.emit(Action{Kind: ActLease, Lease: LeaseAcquire, Epoch: max(m.epoch, m.maxEpoch) + 1, Reason: reason})
+	}
+}
+
+// releaseLease gives the lease up, so that a handover's target or the
+// next master wins it at once.
+func (m *Machine) releaseLease() {
+	if m.cfg.Witness && !m.leaseUntil.IsZero() {
+		m.leaseUntil = time.Time{}
+		m.emit(Action{Kind: ActLease, Lease: LeaseRelease})
+	}
 }
 
 // SetPeerCount changes the number of configured peers (after a reload).
@@ -259,6 +331,7 @@ func (m *Machine) Stop(now time.Time) []Action {
 	m.begin(now)
 	if m.state == Master {
 		m.emit(Action{Kind: ActRelease, Reason: "stopping"})
+		m.releaseLease()
 	}
 	m.transition(now, Init, "stopping")
 	m.emit(Action{Kind: ActSend, Frame: Bye})
@@ -303,6 +376,14 @@ func (m *Machine) NextDeadline() time.Time {
 	if m.state == Master {
 		early(m.lastRefresh.Add(m.cfg.Refresh))
 	}
+	if m.cfg.Witness {
+		if m.state == Master {
+			early(m.leaseUntil)
+			early(m.leaseTried.Add(m.cfg.LeaseRenew))
+		} else {
+			early(m.leaseTried.Add(m.cfg.LeaseRetry))
+		}
+	}
 	return d
 }
 
@@ -321,6 +402,9 @@ func (m *Machine) Status(now time.Time) Status {
 		LastTransition:    m.lastTransition,
 		LastReason:        m.lastReason,
 		YieldingTo:        m.yieldTo,
+		Witness:           m.cfg.Witness,
+		LeaseUntil:        m.leaseUntil,
+		WitnessDown:       m.witnessDown,
 	}
 	for name, c := range m.checks {
 		if !c.healthy && !c.fault {
@@ -352,6 +436,7 @@ func (m *Machine) begin(now time.Time) {
 	if m.state == Master {
 		m.holdDown = now.Add(m.cfg.HoldDown)
 		m.emit(Action{Kind: ActRelease, Reason: "stalled"})
+		m.releaseLease()
 		m.transition(now, Backup, fmt.Sprintf("our loop stalled for %s, longer than dead_after: another node may have claimed", gap.Round(time.Millisecond)))
 	}
 }
@@ -396,6 +481,7 @@ func (m *Machine) evaluateBackup(now time.Time) {
 	}
 	master := m.aliveMaster(now)
 	if master != nil {
+		m.releaseLease() // won for a claim that is no longer needed
 		m.considerPreempt(now, master)
 		return
 	}
@@ -403,6 +489,12 @@ func (m *Machine) evaluateBackup(now time.Time) {
 	m.setWant(now, false)
 	if m.yieldTo != "" {
 		return // the target is claiming; don't race it
+	}
+	for _, p := range m.sortedPeers() {
+		if m.alive(p, now) && p.adv.Target == m.cfg.Node {
+			m.tryClaim(now, p.name+" released the VIP to us")
+			return
+		}
 	}
 	for _, p := range m.peers {
 		if m.alive(p, now) && p.adv.Target != "" && p.adv.Target != m.cfg.Node {
@@ -416,11 +508,26 @@ func (m *Machine) evaluateBackup(now time.Time) {
 	}
 	m.fullListen = false
 	if m.bestEligible(now) {
-		m.claim(now, "no master heard and we rank highest")
+		m.tryClaim(now, "no master heard and we rank highest")
 	}
 }
 
 func (m *Machine) evaluateMaster(now time.Time) {
+	if m.cfg.Witness && !m.bypass() && !now.Before(m.leaseUntil) {
+		// Self-fencing: the lease ran out without a renewal. The VIP has
+		// not been refreshed for a while and is expiring in the kernel;
+		// drop it now and let the lease's next holder have it.
+		m.holdDown = now.Add(m.cfg.HoldDown)
+		m.emit(Action{Kind: ActRelease, Reason: "witness lease expired"})
+		m.transition(now, Backup, "self-fenced: the witness lease could not be renewed in time")
+		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+		m.nextSend = now.Add(m.cfg.Interval)
+		return
+	}
+	if m.cfg.Witness && !m.leaseBusy && !now.Before(m.leaseTried.Add(m.cfg.LeaseRenew)) {
+		m.leaseBusy, m.leaseTried = true, now
+		m.emit(Action{Kind: ActLease, Lease: LeaseRenew, Epoch: m.epoch})
+	}
 	me := m.effectivePriority()
 	for _, p := range m.sortedPeers() {
 		if !m.alive(p, now) || p.adv.State != Master {
@@ -429,6 +536,7 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		if outranksEpoch(p.adv.Priority, p.adv.Epoch, p.name, me, m.epoch, m.cfg.Node) {
 			m.holdDown = now.Add(m.cfg.HoldDown)
 			m.emit(Action{Kind: ActRelease, Reason: "split brain: " + p.name + " outranks us"})
+			m.releaseLease()
 			m.transition(now, Backup, fmt.Sprintf("%s is also master with higher (priority, epoch) (%d, %d) > (%d, %d)", p.name, p.adv.Priority, p.adv.Epoch, me, m.epoch))
 			m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 			m.nextSend = now.Add(m.cfg.Interval)
@@ -454,7 +562,7 @@ func (m *Machine) evaluateMaster(now time.Time) {
 			return
 		}
 	}
-	if !now.Before(m.lastRefresh.Add(m.cfg.Refresh)) {
+	if !now.Before(m.lastRefresh.Add(m.cfg.Refresh)) && m.leaseCovers(now) {
 		m.lastRefresh = now
 		m.emit(Action{Kind: ActRefresh})
 	}
@@ -497,7 +605,7 @@ func (m *Machine) claim(now time.Time, reason string) {
 	m.setWant(now, false)
 	m.wantSince = time.Time{}
 	m.lastRefresh = now
-	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Reason: reason})
+	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Reason: reason, Bypass: m.bypass()})
 	m.transition(now, Master, reason)
 	m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 	m.nextSend = now.Add(m.cfg.Interval)
@@ -507,6 +615,7 @@ func (m *Machine) claim(now time.Time, reason string) {
 func (m *Machine) yield(now time.Time, target, reason string) {
 	m.yieldTo, m.yieldUntil = target, now.Add(m.cfg.YieldTimeout)
 	m.emit(Action{Kind: ActRelease, Reason: reason, Handoff: true})
+	m.releaseLease()
 	m.transition(now, Backup, reason)
 	m.emit(Action{Kind: ActSend, Frame: Released, Target: target})
 	m.nextSend = now.Add(m.cfg.Interval)
@@ -519,6 +628,7 @@ func (m *Machine) leave(now time.Time, to State, reason string) {
 	if m.state == Master {
 		m.holdDown = now.Add(m.cfg.HoldDown)
 		m.emit(Action{Kind: ActRelease, Reason: reason})
+		m.releaseLease()
 	}
 	m.endYield()
 	m.setWant(now, false)

@@ -51,7 +51,17 @@ type network struct {
 	cut    map[[2]string]bool
 	queue  []simMsg
 	double time.Duration // total time with two or more holders
+	lease  func(*simNode, Action) // the witness, if any
+	timers []simTimer
 }
+
+type simTimer struct {
+	at time.Time
+	fn func()
+}
+
+// later runs fn at time at (in run's loop).
+func (n *network) later(at time.Time, fn func()) { n.timers = append(n.timers, simTimer{at, fn}) }
 
 func cfgFor(name string, prio, peers int) Config {
 	return Config{
@@ -93,6 +103,10 @@ func (n *network) apply(node *simNode, acts []Action) {
 			node.held = false
 		case ActAnnounce:
 			node.announces++
+		case ActLease:
+			if n.lease != nil {
+				n.lease(node, a)
+			}
 		case ActSend:
 			adv := node.m.Advert()
 			for _, to := range n.names {
@@ -124,6 +138,19 @@ func (n *network) run(d time.Duration) {
 			if to := n.nodes[msg.to]; !to.down && to.link && !n.cut[[2]string{msg.from, msg.to}] {
 				n.apply(to, to.m.Receive(n.now, msg.h))
 			}
+		}
+		var keep []simTimer
+		var fire []simTimer
+		for _, tm := range n.timers {
+			if tm.at.After(n.now) {
+				keep = append(keep, tm)
+			} else {
+				fire = append(fire, tm)
+			}
+		}
+		n.timers = keep
+		for _, tm := range fire {
+			tm.fn()
 		}
 		for _, name := range n.names {
 			node := n.nodes[name]

@@ -59,6 +59,45 @@ type Config struct {
 	HoldDown     time.Duration // after losing mastership, no preemption for this long
 	Refresh      time.Duration // how often the master renews the VIP's kernel lifetime
 	YieldTimeout time.Duration // after releasing the VIP for a target, how long to wait for it to claim
+
+	// Witness: a lease the master must hold (see package witness). Zero
+	// values turn it off.
+	Witness       bool
+	LeaseGuard    time.Duration // the VIP may be refreshed (or claimed) only while the lease outlasts now by this much: VIP lifetime + kernel slack
+	LeaseRenew    time.Duration // how often the master renews the lease
+	LeaseRetry    time.Duration // how often a standby that wants to claim retries to acquire it
+	WitnessBypass bool          // policy "available": when the witness is unreachable, claim on heartbeats alone
+}
+
+// LeaseOp is a witness operation.
+type LeaseOp uint8
+
+// Witness operations.
+const (
+	LeaseAcquire LeaseOp = iota + 1
+	LeaseRenew
+	LeaseRelease
+)
+
+func (o LeaseOp) String() string {
+	switch o {
+	case LeaseAcquire:
+		return "acquire"
+	case LeaseRenew:
+		return "renew"
+	case LeaseRelease:
+		return "release"
+	}
+	return fmt.Sprintf("LeaseOp(%d)", uint8(o))
+}
+
+// LeaseReply is the outcome of an ActLease, fed back with LeaseResult.
+type LeaseReply struct {
+	Op          LeaseOp
+	Won         bool      // we hold the lease
+	Holder      string    // when lost: who holds it ("" if nobody)
+	ValidUntil  time.Time // when won: until when we may believe we hold it
+	Unreachable bool      // the witness did not answer
 }
 
 // Advert is what this node says about itself in its frames.
@@ -88,9 +127,10 @@ const (
 	ActAnnounce                       // send the announcement burst again (after a split brain heals)
 	ActSend                           // send a frame of Kind now, carrying the current Advert
 	ActNotify                         // a transition happened: log it and run the notify hooks
+	ActLease                          // ask the witness: Lease op, for Epoch; answer with LeaseResult
 )
 
-var actionNames = [...]string{"", "claim", "release", "refresh", "announce", "send", "notify"}
+var actionNames = [...]string{"", "claim", "release", "refresh", "announce", "send", "notify", "lease"}
 
 func (k ActionKind) String() string {
 	if int(k) < len(actionNames) {
@@ -113,6 +153,11 @@ type Action struct {
 	// packets already on their way for a moment, without holding or
 	// announcing the VIP.
 	Handoff bool
+	// Lease is the witness operation of an ActLease.
+	Lease LeaseOp
+	// Bypass marks an ActClaim made without the witness lease because the
+	// witness was unreachable and the policy is "available".
+	Bypass bool
 }
 
 func (a Action) String() string {
@@ -151,4 +196,7 @@ type Status struct {
 	LastReason        string
 	YieldingTo        string
 	Peers             []PeerStatus
+	Witness           bool      // a witness is configured
+	LeaseUntil        time.Time // our belief in the lease; zero if we hold none
+	WitnessDown       bool      // the last witness call got no answer
 }
