@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -640,28 +641,16 @@ func (d *Daemon) transition(a election.Action) {
 	}
 }
 
-// reasonLabel keeps the transitions metric's cardinality bounded: the
-// reason text carries names and numbers; the label keeps its first words.
+// reasonLabel keeps the transitions metric's cardinality bounded: reasons
+// carry node names and numbers, the label only their kind.
 func reasonLabel(r string) string {
-	for _, p := range []string{"started", "stopping", "handover", "preempted", "no master", "link down", "check", "maintenance",
-		"recovered", "split brain", "our loop stalled", "released"} {
-		if len(r) >= len(p) && containsFold(r, p) {
-			return p
+	for _, kind := range []string{"started", "stopping", "handover", "preempted", "no master", "link down", "check",
+		"maintenance", "recovered", "split brain", "stalled", "released", "witness", "self-fenced"} {
+		if strings.Contains(r, kind) {
+			return kind
 		}
 	}
-	if len(r) > 24 {
-		return r[:24]
-	}
-	return r
-}
-
-func containsFold(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
+	return "other"
 }
 
 // peerName names the peer at addr, or gives the address if it was never

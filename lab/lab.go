@@ -72,6 +72,10 @@ type Options struct {
 	// StopTimeout bounds how long Close waits after SIGTERM before SIGKILL;
 	// default 3s.
 	StopTimeout time.Duration
+	// Detach lets the processes Start runs outlive the program that started
+	// them (no Pdeathsig), for `hbd lab --keep`; whoever keeps them must end
+	// them later by PID. Close still ends them. Default false.
+	Detach bool
 }
 
 // Host is one host namespace.
@@ -98,6 +102,7 @@ type Lab struct {
 	dir         string
 	ownDir      bool
 	stopTimeout time.Duration
+	detach      bool // Options.Detach
 
 	hosts map[string]*Host
 	order []string
@@ -191,6 +196,7 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 	l := &Lab{
 		log:         log,
 		stopTimeout: opts.StopTimeout,
+		detach:      opts.Detach,
 		hosts:       hosts,
 		order:       slices.Clone(names),
 		nsc:         map[string]*nsConn{},

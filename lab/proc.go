@@ -121,6 +121,9 @@ func (l *Lab) Start(host string, argv []string, opts ProcOptions) (*Proc, error)
 	// Setpgid: Close ends the whole group the process may have forked.
 	// Pdeathsig: nothing outlives a crashed test process.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if l.detach {
+		cmd.SysProcAttr.Pdeathsig = 0
+	}
 	cmd.Stdout, cmd.Stderr = opts.Stdout, opts.Stderr
 	cmd.WaitDelay = 2 * time.Second // pipes held open by grandchildren
 	var logf *os.File
