@@ -13,6 +13,9 @@ import (
 // numbers above 4 are free for routing daemons; 0xbd: "hbd").
 const handoffProto netlink.RouteProtocol = 0xbd
 
+// handoffMetric is the hand-off routes' metric (the kernel's are 0).
+const handoffMetric = 1
+
 // Handoff releases the VIPs for a planned handover without dropping the
 // packets already on their way here. It deletes the addresses — so this
 // host no longer holds the VIPs and announces nothing — but adds a local
@@ -34,23 +37,21 @@ const handoffProto netlink.RouteProtocol = 0xbd
 func (m *Manager) Handoff() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	removed, err := RemoveStale(m.ifname, m.vips)
+	// Routes first, addresses second: no packet finds neither.
+	link, err := m.link()
+	if err == nil {
+		for _, p := range m.vips {
+			if rerr := netlink.RouteReplace(localRoute(link, p.Addr())); rerr != nil {
+				err = fmt.Errorf("vip: adding the hand-off route for %s on %s: %w", p.Addr(), m.ifname, rerr)
+				break
+			}
+		}
+	}
+	removed, rerr := RemoveStale(m.ifname, m.vips)
 	if len(removed) > 0 {
 		m.log.Info("released VIPs for a handover; accepting late packets for a moment", "vip", removed)
 	}
-	if err != nil {
-		return err
-	}
-	link, err := m.link()
-	if err != nil {
-		return fmt.Errorf("vip: handing off on %s: %w", m.ifname, err)
-	}
-	for _, p := range m.vips {
-		if err := netlink.RouteReplace(localRoute(link, p.Addr())); err != nil {
-			return fmt.Errorf("vip: adding the hand-off route for %s on %s: %w", p.Addr(), m.ifname, err)
-		}
-	}
-	return nil
+	return errors.Join(rerr, err)
 }
 
 // EndHandoff removes the local routes Handoff added. Absent routes are not
@@ -87,6 +88,10 @@ func localRoute(link netlink.Link, ip netip.Addr) *netlink.Route {
 		Table:     unix.RT_TABLE_LOCAL,
 		Scope:     netlink.SCOPE_HOST,
 		Protocol:  handoffProto,
+		// A metric of its own keeps it apart from the kernel's local
+		// route for the address (metric 0), which the address's deletion
+		// removes.
+		Priority: handoffMetric,
 	}
 	if ip.Is4() {
 		r.Family = netlink.FAMILY_V4
