@@ -54,6 +54,10 @@ type peerInfo struct {
 	lost     uint64
 	lastAny  time.Time     // last authentic frame on any path
 	maxGap   time.Duration // longest wait between two authentic frames
+
+	minTransit *time.Duration // least (arrival − sent) seen: clock offset plus the best delay
+	lateRun    int            // late frames in a row
+	lateSince  time.Time      // arrival of the first of them
 }
 
 // Daemon is one running `hbd run`.
@@ -473,6 +477,29 @@ func (d *Daemon) onFrame(in inFrame) {
 	d.metrics.frames.WithLabelValues(in.path.String(), "received").Inc()
 	if in.dup {
 		return
+	}
+	// A frame that spent longer than dead_after on its way (a TCP backlog
+	// flushed after an outage) says nothing about the peer now: acting on
+	// it could see an old BACKUP where there is a MASTER today. The delay
+	// is measured against the fastest frame seen from this peer, so the
+	// two hosts' clocks need not agree, only run at the same rate.
+	// A run of late frames that arrive spaced like live ones (not as one
+	// burst) means the peer's clock was stepped: adopt the new offset.
+	if transit := in.at.Sub(f.SentAt); p.minTransit == nil || transit < *p.minTransit {
+		p.minTransit, p.lateRun = &transit, 0
+	} else if transit-*p.minTransit > d.cfg.DeadAfter.D() {
+		if p.lateRun == 0 {
+			p.lateSince = in.at
+		}
+		p.lateRun++
+		if p.lateRun < 3 || in.at.Sub(p.lateSince) < 2*d.cfg.Interval.D() {
+			d.countReject(in.path, "late")
+			return
+		}
+		d.log.Warn("peer's clock seems to have been stepped; adopting its new offset", "peer", f.Node, "shift", (transit - *p.minTransit).Round(time.Millisecond))
+		p.minTransit, p.lateRun = &transit, 0
+	} else {
+		p.lateRun = 0
 	}
 	if f.Boot == p.boot && f.Seq > p.seq+1 {
 		n := f.Seq - p.seq - 1

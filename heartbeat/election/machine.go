@@ -462,6 +462,9 @@ func (m *Machine) evaluate(now time.Time) {
 		if m.state != Init {
 			reason = "recovered from " + m.state.String()
 			m.listenStart, m.listenUntil = now, now.Add(m.cfg.DeadAfter)
+			// Frames queued during the outage (a TCP backlog) arrive first
+			// and show peers as they were: listen for the whole period.
+			m.fullListen = true
 		}
 		m.transition(now, Backup, reason)
 		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
