@@ -41,19 +41,16 @@ type inFrame struct {
 	from netip.AddrPort
 	path heartbeat.Path
 	at   time.Time
-	dup  bool // already accepted from the other path: only refreshes per-path freshness
 }
 
 // peerInfo is what the loop knows of a peer beyond the core's view.
 type peerInfo struct {
-	addr     netip.AddrPort
-	last     map[heartbeat.Path]time.Time
-	received map[heartbeat.Path]uint64
-	boot     uint64
-	seq      uint64
-	lost     uint64
-	lastAny  time.Time     // last authentic frame on any path
-	maxGap   time.Duration // longest wait between two authentic frames
+	addr    netip.AddrPort
+	boot    uint64
+	seq     uint64
+	lost    uint64
+	lastAny time.Time     // last authentic frame on any path
+	maxGap  time.Duration // longest wait between two authentic frames
 
 	minTransit *time.Duration // least (arrival − sent) seen: clock offset plus the best delay
 	lateRun    int            // late frames in a row
@@ -95,6 +92,7 @@ type Daemon struct {
 	lastRTTScan time.Time
 	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
 
+	fresh    freshness // per peer and path: last authentic frame, count
 	rejMu    sync.Mutex
 	rejected map[string]map[string]uint64 // path → reason → count
 
@@ -138,6 +136,7 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 		calls:    make(chan func(), 16),
 		peers:    map[string]*peerInfo{},
 		rejected: map[string]map[string]uint64{},
+		fresh:    freshness{peers: map[string]*pathSeen{}},
 	}
 	var err error
 	d.vip, err = vip.New(cfg.Interface, vipPrefixes(cfg), vip.Options{Lifetime: cfg.VIPLifetime.D(), Logger: log})
@@ -363,24 +362,63 @@ func (d *Daemon) endHandoff() {
 func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
 	return func(in heartbeat.Inbound) {
 		f, err := d.rx.Accept(in.Data, in.From)
-		dup := false
+		if f.Node != "" {
+			// Authentic, even when a copy already came by the other path:
+			// this path works.
+			d.fresh.note(f.Node, in.Path, in.At)
+			d.metrics.received[in.Path].Inc()
+		}
 		if err != nil {
 			reason := heartbeat.Reason(err)
 			d.countReject(in.Path, reason)
 			if reason != "duplicate" && reason != "stale" {
 				d.log.Debug("frame rejected", "path", in.Path.String(), "from", in.From.String(), "reason", reason, "err", err)
-				return
 			}
-			if f.Node == "" {
-				return
-			}
-			dup = true // authentic, already seen on the other path
+			return // the loop only needs each frame once
 		}
 		select {
-		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At, dup: dup}:
+		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At}:
 		case <-ctx.Done():
 		}
 	}
+}
+
+// freshness records, per peer, when each path last delivered an authentic
+// frame and how many; the transports' goroutines write it, status reads it.
+type freshness struct {
+	mu    sync.Mutex
+	peers map[string]*pathSeen
+}
+
+type pathSeen struct {
+	last     [3]time.Time // by heartbeat.Path
+	received [3]uint64
+}
+
+func (f *freshness) note(node string, path heartbeat.Path, at time.Time) {
+	if int(path) >= len(pathSeen{}.last) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.peers[node]
+	if p == nil {
+		p = &pathSeen{}
+		f.peers[node] = p
+	}
+	if at.After(p.last[path]) {
+		p.last[path] = at
+	}
+	p.received[path]++
+}
+
+func (f *freshness) get(node string) pathSeen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.peers[node]; p != nil {
+		return *p
+	}
+	return pathSeen{}
 }
 
 func (d *Daemon) countReject(path heartbeat.Path, reason string) {
@@ -461,7 +499,7 @@ func (d *Daemon) onFrame(in inFrame) {
 	f := in.f
 	p := d.peers[f.Node]
 	if p == nil {
-		p = &peerInfo{last: map[heartbeat.Path]time.Time{}, received: map[heartbeat.Path]uint64{}}
+		p = &peerInfo{}
 		d.peers[f.Node] = p
 		d.log.Info("peer heard", "peer", f.Node, "from", in.from.String(), "path", in.path.String())
 	}
@@ -471,12 +509,6 @@ func (d *Daemon) onFrame(in inFrame) {
 	}
 	if in.at.After(p.lastAny) {
 		p.lastAny = in.at
-	}
-	p.last[in.path] = in.at
-	p.received[in.path]++
-	d.metrics.frames.WithLabelValues(in.path.String(), "received").Inc()
-	if in.dup {
-		return
 	}
 	// A frame that spent longer than dead_after on its way (a TCP backlog
 	// flushed after an outage) says nothing about the peer now: acting on
@@ -639,11 +671,11 @@ func (d *Daemon) send(kind election.Kind, target string) {
 	if err := d.udp.Send(b); err != nil {
 		d.log.Debug("sending over UDP", "err", err)
 	}
-	d.metrics.frames.WithLabelValues("udp", "sent").Inc()
+	d.metrics.sent[heartbeat.PathUDP].Inc()
 	if err := d.tcp.Send(b); err != nil {
 		d.log.Debug("sending over TCP", "err", err)
 	}
-	d.metrics.frames.WithLabelValues("tcp", "sent").Inc()
+	d.metrics.sent[heartbeat.PathTCP].Inc()
 }
 
 func (d *Daemon) transition(a election.Action) {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"github.com/hbdproject/hbd/heartbeat"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -22,6 +23,9 @@ type metrics struct {
 	phases      *prometheus.HistogramVec
 	hookDrops   prometheus.CounterFunc
 	bypassed    prometheus.Counter // registered only with a witness
+
+	// frames' children, looked up once: they are counted per frame
+	sent, received [3]prometheus.Counter // by heartbeat.Path
 }
 
 var stateNames = []string{"INIT", "BACKUP", "MASTER", "FAULT", "MAINTENANCE"}
@@ -80,6 +84,10 @@ func newMetrics(hookDrops func() float64) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range stateNames {
 		m.state.WithLabelValues(s).Set(0)
+	}
+	for _, p := range []heartbeat.Path{heartbeat.PathUDP, heartbeat.PathTCP} {
+		m.sent[p] = m.frames.WithLabelValues(p.String(), "sent")
+		m.received[p] = m.frames.WithLabelValues(p.String(), "received")
 	}
 	return m
 }
