@@ -70,6 +70,7 @@ type Status struct {
 	LastTransition    time.Time      `json:"last_transition"`
 	LastReason        string         `json:"last_reason"`
 	YieldingTo        string         `json:"yielding_to,omitempty"`
+	HoldDownLeft      Duration       `json:"hold_down_left"` // no preemption until it runs out (flap damping)
 	Started           time.Time      `json:"started"`
 	Peers             []Peer         `json:"peers"`
 	Checks            []Check        `json:"checks,omitempty"`

@@ -202,7 +202,8 @@ func (d *Daemon) status(now time.Time) control.Status {
 		Faults: cs.Faults, Ready: cs.Ready, LinkUp: cs.LinkUp, Maintenance: cs.State == election.Maintenance,
 		Interface: d.cfg.Interface, VIPs: vipStrings(d.cfg), Held: []string{},
 		LastTransition: cs.LastTransition, LastReason: cs.LastReason, YieldingTo: cs.YieldingTo,
-		Started: d.started, Rejected: map[string]map[string]uint64{},
+		HoldDownLeft: control.Duration(max(cs.HoldDownUntil.Sub(now), 0)),
+		Started:      d.started, Rejected: map[string]map[string]uint64{},
 	}
 	if cs.Witness {
 		st.Witness = &control.Witness{Policy: d.cfg.Witness.Policy, Reachable: !cs.WitnessDown}

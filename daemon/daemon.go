@@ -685,6 +685,12 @@ func (d *Daemon) transition(a election.Action) {
 	}
 	d.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "state", a.To.String(),
 		"epoch", a.Epoch, "reason", a.Reason, "vip", vipStrings(d.cfg))
+	if a.From == election.Master {
+		if until := d.m.Status(time.Now()).HoldDownUntil; until.After(time.Now()) {
+			d.log.Warn("lost mastership: no preemption during the hold-down (it doubles each time mastership is lost soon after it was won)",
+				"hold_down", time.Until(until).Round(time.Millisecond))
+		}
+	}
 	d.metrics.setState(a.To.String())
 	d.metrics.epoch.Set(float64(d.m.Epoch()))
 	d.metrics.transitions.WithLabelValues(a.From.String(), a.To.String(), reasonLabel(a.Reason)).Inc()

@@ -97,7 +97,7 @@ func TestForgedFramesAreRejectedAndCounted(t *testing.T) {
 	// The client is a configured (but silent) peer of pc01 so that its
 	// frames get past the source check and reach the verifier.
 	client := "198.51.100.100"
-	c := startElected(t, cluster.Options{ExtraPeer: map[string][]string{"pc01": {client}}})
+	c := startElected(t, cluster.Options{ExtraPeer: map[string][]string{"pc01": {client}, "pc02": {client}}})
 	ctx := context.Background()
 	conn, err := c.Lab.DialContext(ctx, "client", "udp", net.JoinHostPort(c.Lab.Host("pc01").IPv4.String(), "8707"))
 	must(t, err)
@@ -120,6 +120,17 @@ func TestForgedFramesAreRejectedAndCounted(t *testing.T) {
 	_, err = conn.Write(b)
 	must(t, err)
 
+	// A forged "released" frame naming pc02 as the target, sent to pc02
+	// from an address pc02 accepts frames from: it must not claim.
+	rel := heartbeat.Frame{Kind: heartbeat.KindReleased, Cluster: 1, State: 1, Priority: 150, Boot: 9, Seq: 1, Epoch: 1, SentAt: time.Now(), Node: "pc01", Target: "pc02"}
+	forgedRel, err := rel.Marshal(wrongKey)
+	must(t, err)
+	conn3, err := c.Lab.DialContext(ctx, "client", "udp", net.JoinHostPort(c.Lab.Host("pc02").IPv4.String(), "8707"))
+	must(t, err)
+	defer conn3.Close()
+	_, err = conn3.Write(forgedRel)
+	must(t, err)
+
 	// A non-peer (the redis host) is dropped before verification.
 	conn2, err := c.Lab.DialContext(ctx, "redis", "udp", net.JoinHostPort(c.Lab.Host("pc01").IPv4.String(), "8707"))
 	must(t, err)
@@ -140,6 +151,11 @@ func TestForgedFramesAreRejectedAndCounted(t *testing.T) {
 				if p.Node == "mallory" {
 					t.Errorf("a forged peer appears in status: %+v", p)
 				}
+			}
+			st2, err := c.Status(ctx, "pc02")
+			must(t, err)
+			if st2.Rejected["udp"]["bad_tag"] < 1 || st2.State != "BACKUP" || c.Holds("pc02") {
+				t.Errorf("forged released frame: pc02 %s, rejected %v, holds %v", st2.State, st2.Rejected, c.Holds("pc02"))
 			}
 			return
 		}

@@ -318,3 +318,36 @@ func TestTenHandovers(t *testing.T) {
 		}
 	}
 }
+
+// hbd maintenance on a master hands over first and pins the node out;
+// off lets it back in (and, with preempt, it takes the VIP back).
+func TestMaintenance(t *testing.T) {
+	c := startElected(t, cluster.Options{AppTrack: true})
+	waitReady(t, c, "pc02")
+	out, err := exec.Command(hbdBin, "maintenance", "on", "-s", c.Nodes["pc01"].Socket).CombinedOutput()
+	if err != nil {
+		t.Fatalf("maintenance on: %v\n%s", err, out)
+	}
+	t.Logf("hbd maintenance on:\n%s", out)
+	if _, err := c.WaitOnlyHolder("pc02", 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Status(context.Background(), "pc01")
+	must(t, err)
+	if st.State != "MAINTENANCE" || !st.Maintenance {
+		t.Fatalf("pc01 after maintenance on: %s", st.State)
+	}
+	// pc02's app dies: pc01, in maintenance, must not take over.
+	must(t, c.KillApp("pc02"))
+	time.Sleep(time.Second)
+	if c.Holds("pc01") {
+		t.Error("a node in maintenance claimed the VIP")
+	}
+	out, err = exec.Command(hbdBin, "maintenance", "off", "-s", c.Nodes["pc01"].Socket).CombinedOutput()
+	if err != nil {
+		t.Fatalf("maintenance off: %v\n%s", err, out)
+	}
+	if _, err := c.WaitOnlyHolder("pc01", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -126,6 +126,9 @@ func printStatus(w io.Writer, s *control.Status) {
 		}
 		fmt.Fprintf(out, "witness (policy %s): reachable %v, lease %s\n", w.Policy, w.Reachable, lease)
 	}
+	if s.HoldDownLeft > 0 {
+		fmt.Fprintf(w, "held down (no preemption) for %s more\n", time.Duration(s.HoldDownLeft).Round(time.Millisecond))
+	}
 	if s.YieldingTo != "" {
 		fmt.Fprintf(w, "handing over to %s\n", s.YieldingTo)
 	}

@@ -65,6 +65,8 @@ type Machine struct {
 
 	lastTransition time.Time
 	lastReason     string
+	claimedAt      time.Time     // when we last became master
+	holdDownFor    time.Duration // the current hold-down: doubles on each quick loss of mastership
 
 	out []Action
 }
@@ -209,7 +211,7 @@ func (m *Machine) LeaseResult(now time.Time, r LeaseReply) []Action {
 	default:
 		m.leaseUntil = time.Time{}
 		if m.state == Master {
-			m.holdDown = now.Add(m.cfg.HoldDown)
+			m.startHoldDown(now)
 			m.emit(Action{Kind: ActRelease, Reason: "lost the witness lease"})
 			m.transition(now, Backup, fmt.Sprintf("the witness lease is held by %q: stepping down", r.Holder))
 			m.emit(Action{Kind: ActSend, Frame: Heartbeat})
@@ -398,6 +400,7 @@ func (m *Machine) Status(now time.Time) Status {
 		Penalties:         map[string]int{},
 		Faults:            m.faults(),
 		LinkUp:            m.linkUp,
+		HoldDownUntil:     m.holdDown,
 		Ready:             m.ready(),
 		LastTransition:    m.lastTransition,
 		LastReason:        m.lastReason,
@@ -434,7 +437,7 @@ func (m *Machine) begin(now time.Time) {
 	// peer as it was before it took over. Listen for the whole period.
 	m.fullListen = true
 	if m.state == Master {
-		m.holdDown = now.Add(m.cfg.HoldDown)
+		m.startHoldDown(now)
 		m.emit(Action{Kind: ActRelease, Reason: "stalled"})
 		m.releaseLease()
 		m.transition(now, Backup, fmt.Sprintf("our loop stalled for %s, longer than dead_after: another node may have claimed", gap.Round(time.Millisecond)))
@@ -520,7 +523,7 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		// Self-fencing: the lease ran out without a renewal. The VIP has
 		// not been refreshed for a while and is expiring in the kernel;
 		// drop it now and let the lease's next holder have it.
-		m.holdDown = now.Add(m.cfg.HoldDown)
+		m.startHoldDown(now)
 		m.emit(Action{Kind: ActRelease, Reason: "witness lease expired"})
 		m.transition(now, Backup, "self-fenced: the witness lease could not be renewed in time")
 		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
@@ -537,7 +540,7 @@ func (m *Machine) evaluateMaster(now time.Time) {
 			continue
 		}
 		if outranksEpoch(p.adv.Priority, p.adv.Epoch, p.name, me, m.epoch, m.cfg.Node) {
-			m.holdDown = now.Add(m.cfg.HoldDown)
+			m.startHoldDown(now)
 			m.emit(Action{Kind: ActRelease, Reason: "split brain: " + p.name + " outranks us"})
 			m.releaseLease()
 			m.transition(now, Backup, fmt.Sprintf("%s is also master with higher (priority, epoch) (%d, %d) > (%d, %d)", p.name, p.adv.Priority, p.adv.Epoch, me, m.epoch))
@@ -608,6 +611,7 @@ func (m *Machine) claim(now time.Time, reason string) {
 	m.setWant(now, false)
 	m.wantSince = time.Time{}
 	m.lastRefresh = now
+	m.claimedAt = now
 	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Reason: reason, Bypass: m.bypass()})
 	m.transition(now, Master, reason)
 	m.emit(Action{Kind: ActSend, Frame: Heartbeat})
@@ -626,10 +630,29 @@ func (m *Machine) yield(now time.Time, target, reason string) {
 
 func (m *Machine) endYield() { m.yieldTo, m.yieldUntil = "", time.Time{} }
 
+// maxHoldDownFactor caps the escalation of the hold-down.
+const maxHoldDownFactor = 16
+
+// startHoldDown starts the hold-down after an involuntary loss of
+// mastership. A node that loses mastership again soon after winning it
+// (within ten hold-downs) is flapping: each such loss doubles its
+// hold-down, up to 16 times the configured one; a mastership that lasts
+// resets it.
+func (m *Machine) startHoldDown(now time.Time) {
+	base := m.cfg.HoldDown
+	switch {
+	case m.holdDownFor == 0 || now.Sub(m.claimedAt) > 10*max(m.holdDownFor, base):
+		m.holdDownFor = base
+	case m.holdDownFor < maxHoldDownFactor*base:
+		m.holdDownFor *= 2
+	}
+	m.holdDown = now.Add(m.holdDownFor)
+}
+
 // leave enters FAULT or MAINTENANCE, releasing the VIP if held.
 func (m *Machine) leave(now time.Time, to State, reason string) {
 	if m.state == Master {
-		m.holdDown = now.Add(m.cfg.HoldDown)
+		m.startHoldDown(now)
 		m.emit(Action{Kind: ActRelease, Reason: reason})
 		m.releaseLease()
 	}

@@ -541,3 +541,33 @@ func TestStalledMasterIgnoresQueuedStaleFrames(t *testing.T) {
 	}
 	n.mustState("pc01", Backup)
 }
+
+// A node that keeps losing mastership soon after winning it is held down
+// longer each time, so a flapping check cannot bounce the VIP forever.
+func TestFlapDampingEscalates(t *testing.T) {
+	n := pair(t, true)
+	n.until(time.Second, "pc01 master", n.onlyHolder("pc01"))
+	n.run(time.Second)
+	pc01 := n.nodes["pc01"]
+	var holds []time.Duration
+	for i := 0; i < 4; i++ {
+		// pc01's check fails briefly: it loses the VIP, then preempts back
+		// once its hold-down has passed.
+		n.apply(pc01, pc01.m.SetCheck(n.now, "app", 0, true, false))
+		n.run(50 * time.Millisecond)
+		n.apply(pc01, pc01.m.SetCheck(n.now, "app", 0, true, true))
+		lost := n.now
+		n.until(40*time.Second, "pc01 back", n.onlyHolder("pc01"))
+		holds = append(holds, n.now.Sub(lost).Round(100*time.Millisecond))
+		n.run(200 * time.Millisecond)
+	}
+	t.Logf("time to preempt back after each flap: %v", holds)
+	for i := 1; i < len(holds); i++ {
+		if holds[i] <= holds[i-1] {
+			t.Errorf("hold-down did not grow: %v", holds)
+		}
+	}
+	if n.double != 0 {
+		t.Errorf("two holders for %s", n.double)
+	}
+}

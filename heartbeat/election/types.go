@@ -191,6 +191,7 @@ type Status struct {
 	Penalties         map[string]int // failing weight checks: name → weight
 	Faults            []string       // why the node is in FAULT, if it is
 	LinkUp            bool
+	HoldDownUntil     time.Time // no preemption before this (flap damping)
 	Ready             bool
 	LastTransition    time.Time
 	LastReason        string
