@@ -58,7 +58,8 @@ type Config struct {
 	// and in contact, before it preempts. Default: 0s.
 	PreemptDelay Duration `yaml:"preempt_delay"`
 	// HoldDown is how long a node that has just lost mastership waits before
-	// it may preempt again (flap damping). Default: 1s.
+	// it may preempt again (flap damping); it doubles, up to 16 times, each
+	// time mastership is lost soon after it was won. Default: 1s.
 	HoldDown Duration `yaml:"hold_down"`
 	// ControlSocket is the unix socket `hbd status`, `hbd handover` and
 	// `hbd maintenance` talk to (mode 0600). Default: /run/hbd/hbd.sock.
