@@ -11,10 +11,9 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/hbdproject/hbd/lab/bench"
 	"github.com/hbdproject/hbd/lab/demo"
 	"golang.org/x/sys/unix"
-	// TODO(lead): uncomment once lab/bench exists.
-	// "github.com/hbdproject/hbd/lab/bench"
 )
 
 func init() {
@@ -72,9 +71,7 @@ func runLab(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		case "forward":
 			return runLabForward(ctx, args[1:], stdout, stderr)
 		case "bench":
-			// TODO(lead): uncomment once lab/bench exists, and the import above.
-			// return bench.Main(ctx, args[1:], stdout, stderr)
-			return errors.New("the benchmark (lab/bench) is not in this build yet")
+			return bench.Main(ctx, args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
