@@ -40,11 +40,11 @@ type Config struct {
 	// (default: the listen port). At least one is required.
 	Peers []Endpoint `yaml:"peers"`
 	// Interval is the time between two heartbeats to every peer. 5ms to 10s.
-	// Default: 10ms (see dead_after).
+	// Default: 5ms (see dead_after).
 	Interval Duration `yaml:"interval"`
 	// DeadAfter is how long a peer may stay silent on every path before it
-	// is declared dead; at least 2 × interval. Default: 330ms. With the
-	// 10ms interval this rides out 20% random loss plus a 250ms blackout
+	// is declared dead; at least 2 × interval. Default: 300ms. With the
+	// 5ms interval this rides out 20% random loss plus a 250ms blackout
 	// (the soak test); 50ms/300ms did not (false failovers measured).
 	DeadAfter Duration `yaml:"dead_after"`
 	// AuthKeyFile is the file holding the shared key (at least 32 bytes,
@@ -192,8 +192,8 @@ type Drain struct {
 // Defaults, each with its reason.
 const (
 	defaultPriority  = 100
-	defaultInterval  = 10 * time.Millisecond  // many small beats: a burst of loss rarely eats them all
-	defaultDeadAfter = 330 * time.Millisecond // a 250ms blackout plus 8 more lost beats at 20% loss
+	defaultInterval  = 5 * time.Millisecond   // many small beats: a burst of loss rarely eats them all
+	defaultDeadAfter = 300 * time.Millisecond // a 250ms blackout plus 9 more lost beats at 20% loss
 	defaultLifetime  = 2 * time.Second        // the kernel counts whole seconds; 1s would expire between renewals under load
 	defaultHoldDown  = time.Second
 	defaultSocket    = "/run/hbd/hbd.sock"

@@ -50,7 +50,7 @@ func TestGoodConfigGetsDefaults(t *testing.T) {
 		t.Fatalf("unexpected error:\n%v", err)
 	}
 	c := res.Config
-	if c.Interval.D() != 10*time.Millisecond || c.DeadAfter.D() != 330*time.Millisecond {
+	if c.Interval.D() != 5*time.Millisecond || c.DeadAfter.D() != 300*time.Millisecond {
 		t.Errorf("timing defaults: %s %s", c.Interval, c.DeadAfter)
 	}
 	if !c.PreemptEnabled() || c.ClusterID != 1 || c.VIPLifetime.D() != 2*time.Second {

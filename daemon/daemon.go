@@ -91,6 +91,7 @@ type Daemon struct {
 	readySent   bool
 	lastRTTScan time.Time
 	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
+	lastTCPSend time.Time
 
 	fresh    freshness // per peer and path: last authentic frame, count
 	rejMu    sync.Mutex
@@ -166,7 +167,7 @@ func electionConfig(cfg *config.Config, refresh time.Duration) election.Config {
 		Preempt:      cfg.PreemptEnabled(),
 		PreemptDelay: cfg.PreemptDelay.D(),
 		HoldDown:     cfg.HoldDown.D(),
-		Refresh:      min(refresh, cfg.DeadAfter.D()),
+		Refresh:      refresh, // a quarter of the VIP lifetime
 		YieldTimeout: max(2*cfg.DeadAfter.D(), 500*time.Millisecond),
 	}
 	if cfg.Witness.Enabled() {
@@ -586,7 +587,7 @@ func (d *Daemon) act(acts []election.Action) {
 			d.startBurst(time.Now())
 			d.announceDue(time.Now())
 		case election.ActSend:
-			d.send(a.Frame, a.Target)
+			d.send(a.Frame, a.Target, a.Periodic)
 		case election.ActNotify:
 			d.transition(a)
 		case election.ActLease:
@@ -645,7 +646,16 @@ func (d *Daemon) announceDue(now time.Time) {
 	}
 }
 
-func (d *Daemon) send(kind election.Kind, target string) {
+// tcpEvery is how often a regular beat also goes over TCP. UDP carries
+// every beat; TCP, being reliable, needs only enough to keep a peer alive
+// by itself (four per dead_after) plus every frame that says something new
+// (a state change, a handover, a bye). Sending every beat on both paths
+// cost twice the wakeups for nothing the UDP path does not already give.
+func (d *Daemon) tcpEvery() time.Duration {
+	return max(d.cfg.Interval.D(), d.cfg.DeadAfter.D()/4)
+}
+
+func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 	adv := d.m.Advert()
 	if target == "" {
 		target = adv.Target
@@ -672,10 +682,13 @@ func (d *Daemon) send(kind election.Kind, target string) {
 		d.log.Debug("sending over UDP", "err", err)
 	}
 	d.metrics.sent[heartbeat.PathUDP].Inc()
-	if err := d.tcp.Send(b); err != nil {
-		d.log.Debug("sending over TCP", "err", err)
+	if now := time.Now(); !periodic || now.Sub(d.lastTCPSend) >= d.tcpEvery() {
+		d.lastTCPSend = now
+		if err := d.tcp.Send(b); err != nil {
+			d.log.Debug("sending over TCP", "err", err)
+		}
+		d.metrics.sent[heartbeat.PathTCP].Inc()
 	}
-	d.metrics.sent[heartbeat.PathTCP].Inc()
 }
 
 func (d *Daemon) transition(a election.Action) {

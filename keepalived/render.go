@@ -146,7 +146,7 @@ func (im *importer) render() []byte {
 	}
 	o.add("dead_after: "+dur(da), fmt.Sprintf("3 × advert_int + (256 − %d)/256 × advert_int, like VRRP's master-down interval", im.priority))
 	if im.advert >= 200*time.Millisecond {
-		o.comment("", "hbd's defaults are interval 10ms and dead_after 330ms: delete both lines above")
+		o.comment("", "hbd's defaults are interval 5ms and dead_after 300ms: delete both lines above")
 		o.comment("", "for sub-second failover (same change on every node).")
 	}
 	o.add("auth_key_file: "+str(im.opts.KeyFile), keyComment(im))

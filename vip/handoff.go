@@ -41,7 +41,7 @@ func (m *Manager) Handoff() error {
 	link, err := m.link()
 	if err == nil {
 		for _, p := range m.vips {
-			if rerr := netlink.RouteReplace(localRoute(link, p.Addr())); rerr != nil {
+			if rerr := m.nl.RouteReplace(localRoute(link, p.Addr())); rerr != nil {
 				err = fmt.Errorf("vip: adding the hand-off route for %s on %s: %w", p.Addr(), m.ifname, rerr)
 				break
 			}
@@ -72,7 +72,7 @@ func (m *Manager) endHandoff() error {
 	}
 	var errs []error
 	for _, p := range m.vips {
-		err := netlink.RouteDel(localRoute(link, p.Addr()))
+		err := m.nl.RouteDel(localRoute(link, p.Addr()))
 		if err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("vip: removing the hand-off route for %s on %s: %w", p.Addr(), m.ifname, err))
 		}

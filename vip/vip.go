@@ -66,6 +66,7 @@ type Manager struct {
 	mu     sync.Mutex
 	closed bool
 	ann    announcer
+	nl     *netlink.Handle // kept open for the Manager's life (Close keeps it, so Held works after): the master renews its VIPs several times a second
 }
 
 // New returns a Manager for the VIPs vips on the interface ifname. It checks
@@ -86,6 +87,10 @@ func New(ifname string, vips []netip.Prefix, opts Options) (*Manager, error) {
 	if _, err := netlink.LinkByName(ifname); err != nil {
 		return nil, fmt.Errorf("vip: looking up interface %s: %w", ifname, err)
 	}
+	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("vip: opening a netlink socket: %w", err)
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -96,6 +101,7 @@ func New(ifname string, vips []netip.Prefix, opts Options) (*Manager, error) {
 		label:    label,
 		validLft: lft,
 		log:      log.With("iface", ifname),
+		nl:       nl,
 	}, nil
 }
 
@@ -159,7 +165,7 @@ func (m *Manager) Refresh() error {
 // would keep it tentative, and a tentative address neither receives packets
 // nor can be the source of an advertisement.
 func (m *Manager) replaceAll(link netlink.Link, verb string) (missing []netip.Prefix, err error) {
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	addrs, err := m.nl.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("vip: %s on %s: listing addresses: %w", verb, m.ifname, err)
 	}
@@ -172,11 +178,11 @@ func (m *Manager) replaceAll(link netlink.Link, verb string) (missing []netip.Pr
 			missing = append(missing, p)
 		} else if a := addrs[i]; p.Addr().Is6() && a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
 			m.log.Warn("VIP is tentative or failed duplicate address detection; adding it again without DAD", "vip", p)
-			if err := netlink.AddrDel(link, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			if err := m.nl.AddrDel(link, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 				return missing, fmt.Errorf("vip: %s %s on %s: deleting tentative copy: %w", verb, p, m.ifname, err)
 			}
 		}
-		if err := netlink.AddrReplace(link, m.addr(p)); err != nil {
+		if err := m.nl.AddrReplace(link, m.addr(p)); err != nil {
 			return missing, fmt.Errorf("vip: %s %s on %s: %w", verb, p, m.ifname, err)
 		}
 	}
@@ -278,7 +284,7 @@ func RemoveStale(ifname string, vips []netip.Prefix) (removed []netip.Prefix, er
 // link looks the interface up afresh on every call, so a recreated
 // interface (new index, new MAC) is followed.
 func (m *Manager) link() (netlink.Link, error) {
-	link, err := netlink.LinkByName(m.ifname)
+	link, err := m.nl.LinkByName(m.ifname)
 	if err != nil {
 		return nil, fmt.Errorf("looking up interface: %w", err)
 	}
@@ -288,7 +294,7 @@ func (m *Manager) link() (netlink.Link, error) {
 // held returns the configured VIPs present on link with their configured
 // prefix length.
 func (m *Manager) held(link netlink.Link) ([]netip.Prefix, error) {
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_ALL)
+	addrs, err := m.nl.AddrList(link, netlink.FAMILY_ALL)
 	if err != nil {
 		return nil, fmt.Errorf("listing addresses: %w", err)
 	}

@@ -676,7 +676,7 @@ func (m *Machine) transition(now time.Time, to State, reason string) {
 
 func (m *Machine) sendDue(now time.Time) {
 	if !now.Before(m.nextSend) {
-		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+		m.emit(Action{Kind: ActSend, Frame: Heartbeat, Periodic: true})
 		m.nextSend = now.Add(m.cfg.Interval)
 	}
 }
@@ -686,13 +686,14 @@ func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
 // flush returns the pending actions, merging duplicate heartbeat sends.
 func (m *Machine) flush(now time.Time) []Action {
 	out := m.out[:0:0]
-	sent := false
+	sent := -1
 	for _, a := range m.out {
 		if a.Kind == ActSend && a.Frame == Heartbeat {
-			if sent {
+			if sent >= 0 {
+				out[sent].Periodic = out[sent].Periodic && a.Periodic
 				continue
 			}
-			sent = true
+			sent = len(out)
 		}
 		out = append(out, a)
 	}

@@ -50,7 +50,7 @@ type network struct {
 	names  []string
 	cut    map[[2]string]bool
 	queue  []simMsg
-	double time.Duration // total time with two or more holders
+	double time.Duration          // total time with two or more holders
 	lease  func(*simNode, Action) // the witness, if any
 	timers []simTimer
 }

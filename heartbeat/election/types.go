@@ -141,13 +141,16 @@ func (k ActionKind) String() string {
 
 // Action is one thing the caller must do, in order.
 type Action struct {
-	Kind   ActionKind
-	Frame  Kind   // for ActSend
-	Target string // for ActSend of Released
-	From   State  // for ActNotify
-	To     State  // for ActNotify
-	Epoch  uint64 // for ActClaim and ActNotify
-	Reason string // for ActNotify, ActClaim and ActRelease: why, for logs and hooks
+	Kind  ActionKind
+	Frame Kind // for ActSend
+	// Periodic marks an ActSend that is only the regular beat (nothing
+	// changed): a caller may send it on its cheap path alone.
+	Periodic bool
+	Target   string // for ActSend of Released
+	From     State  // for ActNotify
+	To       State  // for ActNotify
+	Epoch    uint64 // for ActClaim and ActNotify
+	Reason   string // for ActNotify, ActClaim and ActRelease: why, for logs and hooks
 	// Handoff marks an ActRelease that hands the VIP to a named peer (a
 	// planned handover or a preemption): the caller may keep accepting
 	// packets already on their way for a moment, without holding or

@@ -31,8 +31,8 @@ type Options struct {
 	Bin       string            // the hbd binary; required
 	Nodes     []string          // default pc01, pc02
 	Priority  map[string]int    // default 150 for the first node, 100 for the others
-	Interval  time.Duration     // default: hbd's (10ms)
-	DeadAfter time.Duration     // default: hbd's (330ms)
+	Interval  time.Duration     // default: hbd's (5ms)
+	DeadAfter time.Duration     // default: hbd's (300ms)
 	HoldDown  time.Duration     // default: hbd's (1s)
 	Preempt   *bool             // default: hbd's (true)
 	Lifetime  time.Duration     // VIP lifetime; default: hbd's (2s)
