@@ -9,18 +9,16 @@
 package drain
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/hbdproject/hbd/internal/proc"
 	"io"
 	"log/slog"
 	"net/http"
 	neturl "net/url"
 	"os/exec"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hbdproject/hbd/config"
@@ -257,18 +255,15 @@ func inflight(ctx context.Context, client *http.Client, url string) (int, error)
 // runCommand runs argv without a shell in its own process group, which is
 // killed whole when ctx ends; exit status 0 means drained.
 func runCommand(ctx context.Context, argv []string) (string, error) {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = waitDelay
-	out := &capped{max: maxOutput}
+	cmd := proc.Command(ctx, argv, waitDelay)
+	out := &proc.Capped{Max: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
 	err := cmd.Run()
 	detail := "exit status 0"
 	if cmd.ProcessState != nil {
 		detail = cmd.ProcessState.String()
 	}
-	if s := oneLine(out.buf.Bytes()); s != "" {
+	if s := trim(out.OneLine()); s != "" {
 		detail += ": " + s
 	}
 	if ctx.Err() != nil {
@@ -303,22 +298,10 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
-// capped keeps the first max bytes written to it and drops the rest.
-type capped struct {
-	max int
-	buf bytes.Buffer
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.buf.Len(); room > 0 {
-		c.buf.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
-
 // oneLine is b on one line, trimmed for a Detail.
-func oneLine(b []byte) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
+func oneLine(b []byte) string { return trim(proc.OneLine(b)) }
+
+func trim(s string) string {
 	if len(s) > 120 {
 		s = s[:120] + "…"
 	}

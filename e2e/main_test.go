@@ -5,36 +5,17 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/testenv"
 	"github.com/hbdproject/hbd/lab"
 	"github.com/hbdproject/hbd/lab/cluster"
 )
 
 var hbdBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hbd-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	hbdBin = filepath.Join(dir, "hbd")
-	build := exec.Command("go", "build", "-o", hbdBin, "../cmd/hbd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building hbd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithHBD(m, &hbdBin) }
 
 // start builds a lab and a running cluster in it, cleaned up with the test.
 func start(t *testing.T, o cluster.Options) *cluster.Cluster {

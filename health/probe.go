@@ -1,17 +1,15 @@
 package health
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hbdproject/hbd/internal/proc"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
-	"strings"
-	"syscall"
 	"time"
 )
 
@@ -101,14 +99,10 @@ func (p execProbe) probe(ctx context.Context, timeout time.Duration) (bool, stri
 	if len(p.argv) == 0 {
 		return false, "no command"
 	}
-	cmd := exec.CommandContext(ctx, p.argv[0], p.argv[1:]...)
 	// Its own process group, so that on timeout the whole group goes,
 	// including anything a script started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// Don't wait for a grandchild that escaped the group and holds stderr.
-	cmd.WaitDelay = waitDelay
-	stderr := &capped{max: maxStderr}
+	cmd := proc.Command(ctx, p.argv, waitDelay)
+	stderr := &proc.Capped{Max: maxStderr}
 	cmd.Stderr = stderr
 	err := cmd.Run()
 	switch {
@@ -120,7 +114,7 @@ func (p execProbe) probe(ctx context.Context, timeout time.Duration) (bool, stri
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		detail := ee.ProcessState.String() // "exit status 1", "signal: killed"
-		if s := stderr.summary(); s != "" {
+		if s := trimDetail(stderr.OneLine()); s != "" {
 			detail += ": " + s
 		}
 		return false, detail
@@ -131,22 +125,8 @@ func (p execProbe) probe(ctx context.Context, timeout time.Duration) (bool, stri
 	return false, err.Error()
 }
 
-// capped keeps the first max bytes written to it and drops the rest.
-type capped struct {
-	max int
-	buf bytes.Buffer
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.buf.Len(); room > 0 {
-		c.buf.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
-
-// summary is the captured text on one line, trimmed for Detail.
-func (c *capped) summary() string {
-	s := strings.Join(strings.Fields(c.buf.String()), " ")
+// trimDetail shortens captured output for Detail.
+func trimDetail(s string) string {
 	if len(s) > detailTrim {
 		s = s[:detailTrim] + "…"
 	}

@@ -9,16 +9,14 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"errors"
+	"github.com/hbdproject/hbd/internal/proc"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hbdproject/hbd/config"
@@ -150,20 +148,17 @@ func (r *Runner) run(ctx context.Context, argv []string, ev Event) {
 	timeout := r.cfg.Timeout.D()
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(hctx, argv[0], argv[1:]...)
+	cmd := proc.Command(hctx, argv, waitDelay)
 	// Later entries win, so HBD_* from the daemon's own environment are
 	// replaced.
 	cmd.Env = append(os.Environ(), hookEnv(ev)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = waitDelay
-	out := &capped{max: maxOutput}
+	out := &proc.Capped{Max: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
 
 	start := time.Now()
 	err := cmd.Run()
 	log := r.log.With("node", ev.Node, "state", ev.To, "from", ev.From,
-		"hook", argv[0], "took", time.Since(start).Round(time.Millisecond), "output", out.summary())
+		"hook", argv[0], "took", time.Since(start).Round(time.Millisecond), "output", out.OneLine())
 	switch {
 	case errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil:
 		log.Warn("notify hook timed out; killed its process group", "timeout", timeout)
@@ -174,22 +169,4 @@ func (r *Runner) run(ctx context.Context, argv []string, ev Event) {
 	default:
 		log.Info("notify hook ran", "status", "exit status 0")
 	}
-}
-
-// capped keeps the first max bytes written to it and drops the rest.
-type capped struct {
-	max int
-	buf bytes.Buffer
-}
-
-func (c *capped) Write(p []byte) (int, error) {
-	if room := c.max - c.buf.Len(); room > 0 {
-		c.buf.Write(p[:min(room, len(p))])
-	}
-	return len(p), nil
-}
-
-// summary is the captured output on one line.
-func (c *capped) summary() string {
-	return strings.Join(strings.Fields(c.buf.String()), " ")
 }

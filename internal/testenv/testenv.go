@@ -4,8 +4,11 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -37,4 +40,35 @@ func RequireCommand(t testing.TB, name, debianPackage string) string {
 		missing(t, "%s not found (apt-get install %s)", name, debianPackage)
 	}
 	return p
+}
+
+// MainWithHBD is a TestMain for packages whose tests run the real hbd
+// binary: it builds ./cmd/hbd (found from the module root, whatever the
+// package's depth) into a temporary directory, stores its path in *bin,
+// runs the tests and removes the binary.
+func MainWithHBD(m *testing.M, bin *string) {
+	os.Exit(mainWithHBD(m, bin))
+}
+
+func mainWithHBD(m *testing.M, bin *string) int {
+	root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "finding the module root:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "hbd-test-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	*bin = filepath.Join(dir, "hbd")
+	build := exec.Command("go", "build", "-o", *bin, "./cmd/hbd")
+	build.Dir = strings.TrimSpace(string(root))
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building hbd:", err)
+		return 1
+	}
+	return m.Run()
 }

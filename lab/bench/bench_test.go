@@ -3,9 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,23 +16,7 @@ import (
 // hbdBin is the hbd binary TestMain builds for the smoke test.
 var hbdBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hbd-bench-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	hbdBin = filepath.Join(dir, "hbd")
-	build := exec.Command("go", "build", "-o", hbdBin, "../../cmd/hbd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building hbd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithHBD(m, &hbdBin) }
 
 // TestSmoke runs the whole benchmark in its CI size (--smoke: 2 runs of each
 // scenario, a 10 s loss soak with one candidate per tool, a 5 s cost

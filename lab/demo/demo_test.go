@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,23 +19,7 @@ import (
 
 var hbdBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "hbd-demo-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	hbdBin = filepath.Join(dir, "hbd")
-	build := exec.Command("go", "build", "-o", hbdBin, "../../cmd/hbd")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building hbd:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithHBD(m, &hbdBin) }
 
 // requireLab skips (or fails under CI=true) without root and the lab's
 // commands.
