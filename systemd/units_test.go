@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/hbdproject/hbd/config"
@@ -18,41 +17,13 @@ import (
 
 var units = []string{"hbd.service", "hbd-webapp.service"}
 
-var (
-	buildOnce sync.Once
-	hbdBin    string
-	buildErr  error
-	buildDir  string
-)
+// hbdBin is the binary TestMain builds for the tests that run hbd.
+var hbdBin string
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.MainWithHBD(m, &hbdBin) }
 
-// builtHBD builds cmd/hbd once for the tests that need a real binary.
-func builtHBD(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "hbd-systemd-test-")
-		if buildErr != nil {
-			return
-		}
-		hbdBin = filepath.Join(buildDir, "hbd")
-		out, err := exec.Command("go", "build", "-o", hbdBin, "github.com/hbdproject/hbd/cmd/hbd").CombinedOutput()
-		if err != nil {
-			buildErr = err
-			t.Logf("go build: %s", out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("building hbd: %v", buildErr)
-	}
-	return hbdBin
-}
+// builtHBD is the hbd binary built for this package's tests.
+func builtHBD(t *testing.T) string { return hbdBin }
 
 func read(t *testing.T, name string) []byte {
 	t.Helper()

@@ -198,11 +198,7 @@ func (m *Manager) Announce() error {
 	if m.closed {
 		return ErrClosed
 	}
-	link, err := m.link()
-	if err != nil {
-		return fmt.Errorf("vip: announcing on %s: %w", m.ifname, err)
-	}
-	held, err := m.held(link)
+	link, held, err := m.linkAndHeld()
 	if err != nil {
 		return fmt.Errorf("vip: announcing on %s: %w", m.ifname, err)
 	}
@@ -228,15 +224,21 @@ func (m *Manager) Release() error {
 // Held reports which configured VIPs are on the interface now, with the
 // configured prefix length.
 func (m *Manager) Held() ([]netip.Prefix, error) {
-	link, err := m.link()
-	if err != nil {
-		return nil, fmt.Errorf("vip: listing VIPs on %s: %w", m.ifname, err)
-	}
-	held, err := m.held(link)
+	_, held, err := m.linkAndHeld()
 	if err != nil {
 		return nil, fmt.Errorf("vip: listing VIPs on %s: %w", m.ifname, err)
 	}
 	return held, nil
+}
+
+// linkAndHeld looks the interface up and lists the VIPs on it.
+func (m *Manager) linkAndHeld() (netlink.Link, []netip.Prefix, error) {
+	link, err := m.link()
+	if err != nil {
+		return nil, nil, err
+	}
+	held, err := m.held(link)
+	return link, held, err
 }
 
 // Close closes the announcement sockets. It does not release the VIPs: they
