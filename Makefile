@@ -5,6 +5,15 @@ GO      ?= $(shell command -v go || echo /usr/local/go/bin/go)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin/hbd
+LAB     := bin/hbd-lab
+
+# Unit packages (pure, or on loopback) and the namespace suites (root).
+UNIT  := ./heartbeat/... ./internal/config/... ./internal/control/... ./internal/health/... \
+         ./internal/notify/... ./internal/drain/... ./internal/sdnotify/... ./internal/keepalived/... \
+         ./internal/daemon/... ./internal/witness/... ./internal/proc/... ./internal/redisconn/... \
+         ./internal/redistest/... ./internal/testenv/...
+NETNS := ./vip/... ./internal/lab/... ./webapp/... ./systemd/... ./internal/packaging/... \
+         ./cmd/... ./internal/e2e/...
 
 .PHONY: all setup build demo test fuzz bench bench-webapp soak deb clean
 
@@ -13,11 +22,14 @@ all: build
 setup:
 	./scripts/setup.sh
 
+# Two binaries: hbd (the daemon and its CLI, what ships) and hbd-lab (the
+# demo and the benchmark, which run the hbd next to them).
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hbd
+	$(GO) build -o $(LAB) ./cmd/hbd-lab
 
 demo: setup build
-	$(BIN) lab
+	$(LAB)
 
 # The README's test command; .ci/run calls it. Unit packages run with the
 # race detector; the namespace suites run without it (they drive real
@@ -25,25 +37,25 @@ demo: setup build
 # package at a time (-p 1) so that no two suites share the CPUs.
 test: setup
 	$(GO) vet ./...
-	$(GO) test -race -count=1 ./config/... ./heartbeat/... ./control/... ./health/... ./notify/... ./drain/... ./sdnotify/... ./keepalived/... ./daemon/... ./witness/... ./internal/...
+	$(GO) test -race -count=1 $(UNIT)
 	$(GO) test -run '^$$' -fuzz FuzzFrameUnmarshalMarshal -fuzztime 10s ./heartbeat/
-	$(GO) test -count=1 -p 1 -timeout 30m ./vip/... ./lab/... ./webapp/... ./systemd/... ./packaging/... ./cmd/... ./e2e/...
+	$(GO) test -count=1 -p 1 -timeout 30m $(NETNS)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzFrameUnmarshalMarshal -fuzztime 2m ./heartbeat/
 
 bench: setup build
-	$(BIN) lab bench
+	$(LAB) bench
 
 # Ten minutes at 20% loss with a 250 ms blackout every 30 s (CI runs 60 s).
 soak: setup
-	HBD_SOAK=10m $(GO) test -count=1 -v -timeout 15m -run TestSoakUnderLoss ./e2e/
+	HBD_SOAK=10m $(GO) test -count=1 -v -timeout 15m -run TestSoakUnderLoss ./internal/e2e/
 
 bench-webapp: setup
 	$(GO) run ./webapp/bench
 
 deb:
-	$(GO) run ./packaging/mkdeb -version $(VERSION) -out dist
+	$(GO) run ./internal/packaging/mkdeb -version $(VERSION) -out dist
 
 clean:
 	rm -rf bin dist

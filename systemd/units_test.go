@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hbdproject/hbd/config"
+	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/testenv"
 )
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/internal/redistest"
 	"github.com/hbdproject/hbd/webapp"
 )
@@ -62,7 +63,7 @@ func BenchmarkSessionRead(b *testing.B) {
 	}
 
 	r := redistest.Start(b)
-	rdb, err := webapp.NewRedisClient(webapp.RedisOptions{URL: r.URL()})
+	rdb, err := redisconn.New(redisconn.Options{URL: r.URL()})
 	if err != nil {
 		b.Fatal(err)
 	}

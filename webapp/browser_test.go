@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/internal/redistest"
 	"github.com/hbdproject/hbd/internal/testenv"
 	"github.com/hbdproject/hbd/webapp"
@@ -98,7 +99,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 // strip draws the polls, and a Redis outage shows on the page.
 func TestBrowserPage(t *testing.T) {
 	r := redistest.Start(t)
-	rdb, err := webapp.NewRedisClient(webapp.RedisOptions{URL: r.URL()})
+	rdb, err := redisconn.New(redisconn.Options{URL: r.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}

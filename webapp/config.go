@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hbdproject/hbd/internal/redisconn"
 )
 
 // Defaults for Config; Config.withDefaults applies them to zero fields.
@@ -43,7 +45,7 @@ type Config struct {
 	Version string
 	// Redis says how to reach Redis. New uses it only when it is given a nil
 	// client; see NewRedisClient.
-	Redis RedisOptions
+	Redis redisconn.Options
 	// SessionTTL is how long an unused session lives in Redis; every read or
 	// save restarts it (sliding expiry). Default 30 minutes.
 	SessionTTL time.Duration

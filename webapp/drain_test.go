@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/internal/redistest"
 	"github.com/hbdproject/hbd/webapp"
 )
@@ -67,7 +68,7 @@ func waitInflight(t *testing.T, srv *webapp.Server, n int) {
 
 func TestDrainLetsInflightFinish(t *testing.T) {
 	r := redistest.Start(t)
-	ra := runApp(t, webapp.Config{Node: "pc01", Redis: webapp.RedisOptions{URL: r.URL()}})
+	ra := runApp(t, webapp.Config{Node: "pc01", Redis: redisconn.Options{URL: r.URL()}})
 	c := newClient(t)
 	admin := newClient(t)
 
@@ -141,7 +142,7 @@ func TestDrainLetsInflightFinish(t *testing.T) {
 // completes, and Serve returns nil once it has.
 func TestGracefulShutdown(t *testing.T) {
 	r := redistest.Start(t)
-	ra := runApp(t, webapp.Config{Node: "pc01", DrainTimeout: wait, Redis: webapp.RedisOptions{URL: r.URL()}})
+	ra := runApp(t, webapp.Config{Node: "pc01", DrainTimeout: wait, Redis: redisconn.Options{URL: r.URL()}})
 	slow := startSlowSave(t, ra.URL, "LastOne")
 	waitInflight(t, ra.srv, 1)
 
@@ -185,7 +186,7 @@ func TestGracefulShutdown(t *testing.T) {
 // A request that never finishes does not hold shutdown past DrainTimeout.
 func TestShutdownTimeout(t *testing.T) {
 	r := redistest.Start(t)
-	ra := runApp(t, webapp.Config{Node: "pc01", DrainTimeout: 300 * time.Millisecond, Redis: webapp.RedisOptions{URL: r.URL()}})
+	ra := runApp(t, webapp.Config{Node: "pc01", DrainTimeout: 300 * time.Millisecond, Redis: redisconn.Options{URL: r.URL()}})
 	startSlowSave(t, ra.URL, "Never")
 	waitInflight(t, ra.srv, 1)
 	start := time.Now()
@@ -211,16 +212,16 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("New(%+v) accepted an invalid config", cfg)
 		}
 	}
-	for _, o := range []webapp.RedisOptions{
+	for _, o := range []redisconn.Options{
 		{URL: "http://localhost"},
 		{URL: "redis://u:secret@host:notaport/0"},
 		{SentinelMaster: "m"},
 		{SentinelAddrs: []string{"127.0.0.1:26379"}},
 		{SentinelMaster: "m", SentinelAddrs: []string{"a:1"}, ClusterAddrs: []string{"b:2"}},
 	} {
-		_, err := webapp.NewRedisClient(o)
+		_, err := redisconn.New(o)
 		if err == nil {
-			t.Errorf("NewRedisClient(%+v) accepted invalid options", o)
+			t.Errorf("redisconn.New(%+v) accepted invalid options", o)
 		} else if strings.Contains(err.Error(), "secret") {
 			t.Errorf("error %q leaks the password", err)
 		}

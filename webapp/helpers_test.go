@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/internal/redistest"
 	"github.com/hbdproject/hbd/webapp"
 )
@@ -41,9 +42,9 @@ type app struct {
 func (a *app) close() { a.hs.Close(); a.rdb.Close() }
 
 // startApp starts an instance whose sessions live at redisOpts.
-func startApp(t testing.TB, cfg webapp.Config, redisOpts webapp.RedisOptions) *app {
+func startApp(t testing.TB, cfg webapp.Config, redisOpts redisconn.Options) *app {
 	t.Helper()
-	rdb, err := webapp.NewRedisClient(redisOpts)
+	rdb, err := redisconn.New(redisOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,7 @@ func startApp(t testing.TB, cfg webapp.Config, redisOpts webapp.RedisOptions) *a
 
 func startAppOn(t testing.TB, node string, r *redistest.Server) *app {
 	t.Helper()
-	return startApp(t, webapp.Config{Node: node}, webapp.RedisOptions{URL: r.URL()})
+	return startApp(t, webapp.Config{Node: node}, redisconn.Options{URL: r.URL()})
 }
 
 // client is a browser-like HTTP client with its own cookie jar.

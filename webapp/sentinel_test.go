@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/internal/redistest"
 	"github.com/hbdproject/hbd/webapp"
 )
@@ -33,7 +34,7 @@ func TestSentinelFailover(t *testing.T) {
 		return nil
 	})
 
-	a := startApp(t, webapp.Config{Node: "pc01"}, webapp.RedisOptions{
+	a := startApp(t, webapp.Config{Node: "pc01"}, redisconn.Options{
 		SentinelMaster: masterName,
 		SentinelAddrs:  []string{sentinel.Addr},
 	})
@@ -87,7 +88,7 @@ func TestSentinelFailover(t *testing.T) {
 // The app works against a Redis Cluster (one node holding all slots).
 func TestCluster(t *testing.T) {
 	node := redistest.StartCluster(t)
-	a := startApp(t, webapp.Config{Node: "pc01"}, webapp.RedisOptions{ClusterAddrs: []string{node.Addr}})
+	a := startApp(t, webapp.Config{Node: "pc01"}, redisconn.Options{ClusterAddrs: []string{node.Addr}})
 	c := newClient(t)
 	wantStatus(t, "save", c.saveName(a.URL, "小潘"), 200)
 	res := c.readName(a.URL)

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -43,7 +44,7 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server, erro
 	}
 	s := &Server{cfg: cfg, rdb: rdb, log: log.With("node", cfg.Node)}
 	if s.rdb == nil {
-		c, err := NewRedisClient(cfg.Redis)
+		c, err := redisconn.New(cfg.Redis)
 		if err != nil {
 			return nil, err
 		}

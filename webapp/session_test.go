@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/internal/redistest"
 	"github.com/hbdproject/hbd/webapp"
 )
@@ -32,7 +33,7 @@ func TestSessionSurvivesRestartAndMovesToOtherNode(t *testing.T) {
 
 	// A second instance (another node) reads it. The jar is keyed by
 	// host, and both instances are on 127.0.0.1, as behind one VIP.
-	b := startApp(t, webapp.Config{Node: "pc02", Version: "v2"}, webapp.RedisOptions{URL: r.URL()})
+	b := startApp(t, webapp.Config{Node: "pc02", Version: "v2"}, redisconn.Options{URL: r.URL()})
 	res = c.readName(b.URL)
 	wantStatus(t, "read on pc02", res, 200)
 	if res.str("name") != "小潘" || res.str("node") != "pc02" || res.str("saved_by") != "pc01" || res.str("version") != "v2" {
@@ -93,7 +94,7 @@ func pttl(t *testing.T, r *redistest.Server, id string) time.Duration {
 func TestSessionTTLSlides(t *testing.T) {
 	r := redistest.Start(t)
 	const ttl = time.Minute
-	a := startApp(t, webapp.Config{Node: "pc01", SessionTTL: ttl}, webapp.RedisOptions{URL: r.URL()})
+	a := startApp(t, webapp.Config{Node: "pc01", SessionTTL: ttl}, redisconn.Options{URL: r.URL()})
 	c := newClient(t)
 	wantStatus(t, "save", c.saveName(a.URL, "Alice"), 200)
 	id := c.sessionID(a.URL)
@@ -115,7 +116,7 @@ func TestSessionTTLSlides(t *testing.T) {
 
 	// With a 1s TTL, an unread session is gone, and reading it afterwards
 	// answers 404 and clears the cookie.
-	short := startApp(t, webapp.Config{Node: "pc01", SessionTTL: time.Second}, webapp.RedisOptions{URL: r.URL()})
+	short := startApp(t, webapp.Config{Node: "pc01", SessionTTL: time.Second}, redisconn.Options{URL: r.URL()})
 	c2 := newClient(t)
 	wantStatus(t, "save", c2.saveName(short.URL, "Bob"), 200)
 	id2 := c2.sessionID(short.URL)
@@ -192,7 +193,7 @@ func TestSessionFixation(t *testing.T) {
 	if strings.Contains(sc, "Secure") {
 		t.Errorf("Set-Cookie %q is Secure though CookieSecure is off", sc)
 	}
-	sec := startApp(t, webapp.Config{Node: "pc01", CookieSecure: true}, webapp.RedisOptions{URL: r.URL()})
+	sec := startApp(t, webapp.Config{Node: "pc01", CookieSecure: true}, redisconn.Options{URL: r.URL()})
 	if sc := newClient(t).saveName(sec.URL, "Dan").Header.Get("Set-Cookie"); !strings.Contains(sc, "Secure") {
 		t.Errorf("Set-Cookie %q is not Secure though CookieSecure is on", sc)
 	}

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/hbdproject/hbd/config"
+	"github.com/hbdproject/hbd/internal/config"
 	"go.yaml.in/yaml/v3"
 )
 

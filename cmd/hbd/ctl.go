@@ -14,8 +14,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hbdproject/hbd/config"
-	"github.com/hbdproject/hbd/control"
+	"github.com/hbdproject/hbd/internal/config"
+	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/vip"
 	"go.yaml.in/yaml/v3"
 )

@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 
-	"github.com/hbdproject/hbd/keepalived"
+	"github.com/hbdproject/hbd/internal/keepalived"
 )
 
 func init() {

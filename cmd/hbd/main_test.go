@@ -13,7 +13,7 @@ func TestHelpListsEveryCommand(t *testing.T) {
 	if code := run([]string{"--help"}, &out, &errb); code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, c := range []string{"run", "check", "status", "handover", "maintenance", "release", "keygen", "webapp", "lab", "import-keepalived"} {
+	for _, c := range []string{"run", "check", "status", "handover", "maintenance", "release", "keygen", "webapp", "import-keepalived"} {
 		if !strings.Contains(out.String(), "  "+c+" ") {
 			t.Errorf("--help lacks %q:\n%s", c, out.String())
 		}

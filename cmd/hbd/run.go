@@ -8,7 +8,7 @@ import (
 	"os"
 	"runtime"
 
-	"github.com/hbdproject/hbd/daemon"
+	"github.com/hbdproject/hbd/internal/daemon"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".

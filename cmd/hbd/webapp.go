@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/webapp"
 )
 
@@ -44,7 +45,7 @@ func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&cfg.Admin, "admin", webapp.DefaultAdmin, "loopback `address` of the admin endpoints (drain, undrain, inflight)")
 	fs.StringVar(&cfg.Node, "node", "", "`name` of this node in answers and the X-Served-By header (default: the hostname)")
 	fs.StringVar(&cfg.Version, "version", webapp.DefaultVersion, "app `version` shown in answers and the X-App-Version header")
-	fs.StringVar(&cfg.Redis.URL, "redis", webapp.DefaultRedisURL, "standalone Redis `URL`: redis://[user:pass@]host:port/db, rediss:// for TLS, unix:///path")
+	fs.StringVar(&cfg.Redis.URL, "redis", redisconn.DefaultRedisURL, "standalone Redis `URL`: redis://[user:pass@]host:port/db, rediss:// for TLS, unix:///path")
 	fs.StringVar(&cfg.Redis.SentinelMaster, "sentinel-master", "", "Sentinel mode: the monitored master's `name`")
 	fs.StringVar(&sentinelList, "sentinel-addrs", "", "Sentinel mode: comma-separated sentinel `host:port` list")
 	fs.StringVar(&clusterList, "cluster-addrs", "", "Cluster mode: comma-separated `host:port` list of cluster nodes")
@@ -100,7 +101,7 @@ func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	webapp.SetRedisLogger(log)
+	redisconn.SetLogger(log)
 	srv, err := webapp.New(cfg, nil, log)
 	if err != nil {
 		return err

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDaemonDependencies keeps the shipped binary lean: nothing of the lab,
+// the benchmark's plots or the test harness may reach cmd/hbd, and the
+// config package stays free of go-redis.
+func TestDaemonDependencies(t *testing.T) {
+	forbidden := []string{
+		"gonum.org/", "codeberg.org/go-fonts", "codeberg.org/go-pdf", "codeberg.org/go-latex",
+		"github.com/chromedp/", "git.sr.ht/~sbinet/gg", "pgregory.net/rapid",
+		"github.com/hbdproject/hbd/internal/lab", "github.com/hbdproject/hbd/internal/testenv",
+		"github.com/hbdproject/hbd/internal/redistest",
+	}
+	for _, d := range deps(t, "github.com/hbdproject/hbd/cmd/hbd") {
+		if d == "testing" || strings.HasPrefix(d, "testing/") {
+			t.Errorf("cmd/hbd links %s", d)
+		}
+		for _, f := range forbidden {
+			if strings.HasPrefix(d, f) {
+				t.Errorf("cmd/hbd links %s", d)
+			}
+		}
+	}
+	for _, d := range deps(t, "github.com/hbdproject/hbd/internal/config") {
+		if strings.HasPrefix(d, "github.com/redis/") || d == "github.com/hbdproject/hbd/webapp" {
+			t.Errorf("internal/config links %s", d)
+		}
+	}
+	for _, d := range deps(t, "github.com/hbdproject/hbd/internal/witness") {
+		if d == "github.com/hbdproject/hbd/webapp" {
+			t.Errorf("internal/witness links the web app")
+		}
+	}
+}
+
+// TestImportsPointDownward checks the layering: the protocol packages
+// (heartbeat, vip) import nothing of the daemon's own (internal/), and
+// internal packages never import a cmd.
+func TestImportsPointDownward(t *testing.T) {
+	for _, pkg := range []string{"github.com/hbdproject/hbd/heartbeat/...", "github.com/hbdproject/hbd/vip"} {
+		for _, d := range deps(t, pkg) {
+			if strings.HasPrefix(d, "github.com/hbdproject/hbd/internal/") || strings.HasPrefix(d, "github.com/hbdproject/hbd/webapp") {
+				t.Errorf("%s depends on %s", pkg, d)
+			}
+		}
+	}
+	for _, d := range deps(t, "github.com/hbdproject/hbd/internal/...") {
+		if strings.HasPrefix(d, "github.com/hbdproject/hbd/cmd/") {
+			t.Errorf("internal/... depends on %s", d)
+		}
+	}
+}
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}

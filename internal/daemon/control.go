@@ -1,0 +1,290 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/control"
+	"github.com/hbdproject/hbd/internal/drain"
+	"github.com/hbdproject/hbd/heartbeat"
+	"github.com/hbdproject/hbd/heartbeat/election"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// defaultHandoverTimeout bounds a handover whose request names none.
+const defaultHandoverTimeout = 10 * time.Second
+
+func (d *Daemon) handleControl(ctx context.Context, req control.Request) control.Response {
+	switch req.Cmd {
+	case control.CmdStatus:
+		var st control.Status
+		if err := d.call(ctx, func() { st = d.status(time.Now()) }); err != nil {
+			return control.Response{Error: err.Error()}
+		}
+		return control.Response{OK: true, Status: &st}
+	case control.CmdHandover:
+		steps, err := d.handover(ctx, req.To, time.Duration(req.Timeout))
+		resp := control.Response{OK: err == nil, Steps: steps}
+		if err != nil {
+			resp.Error = err.Error()
+		}
+		return resp
+	case control.CmdMaintenance:
+		steps, err := d.maintenance(ctx, req.On, req.Force, time.Duration(req.Timeout))
+		resp := control.Response{OK: err == nil, Steps: steps}
+		if err != nil {
+			resp.Error = err.Error()
+		}
+		return resp
+	}
+	return control.Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
+}
+
+// handover is the planned move of the VIP to a standby: check it is ready,
+// drain the local app, release the VIP with a Released frame, and wait for
+// the standby to claim. On failure before the release nothing changed; on
+// failure after it the core re-claims if the standby never did.
+func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration) ([]control.Step, error) {
+	if timeout <= 0 {
+		timeout = defaultHandoverTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var steps []control.Step
+	step := func(name string, start time.Time, err error, detail string) error {
+		s := control.Step{Name: name, Took: control.Duration(time.Since(start)), OK: err == nil, Detail: detail}
+		if err != nil && detail == "" {
+			s.Detail = err.Error()
+		}
+		steps = append(steps, s)
+		return err
+	}
+
+	start := time.Now()
+	var target string
+	var cerr error
+	if err := d.call(ctx, func() { target, cerr = d.m.Candidate(time.Now(), to) }); err != nil {
+		cerr = err
+	}
+	if err := step("check standby", start, cerr, target+" is ready"); err != nil {
+		return steps, fmt.Errorf("handover refused: %w", err)
+	}
+	d.log.Info("handover started", "peer", target)
+
+	start = time.Now()
+	dsteps, derr := drain.Drain(ctx, d.cfg.Drain, d.log)
+	detail := "nothing to drain (no drain configured)"
+	if len(dsteps) > 0 {
+		detail = ""
+		for i, s := range dsteps {
+			if i > 0 {
+				detail += "; "
+			}
+			detail += fmt.Sprintf("%s %s", s.Name, s.Took.Round(time.Millisecond))
+			if s.Detail != "" {
+				detail += " (" + s.Detail + ")"
+			}
+		}
+	}
+	if derr != nil {
+		detail = ""
+	}
+	if err := step("drain local app", start, derr, detail); err != nil {
+		d.undrain()
+		return steps, fmt.Errorf("handover aborted, still master: %w", err)
+	}
+
+	start = time.Now()
+	var rerr error
+	if err := d.call(ctx, func() {
+		var acts []election.Action
+		acts, rerr = d.m.Release(time.Now(), target)
+		d.act(acts)
+	}); err != nil {
+		rerr = err
+	}
+	if err := step("release VIP", start, rerr, "released frame sent to "+target); err != nil {
+		d.undrain()
+		return steps, fmt.Errorf("handover aborted, still master: %w", err)
+	}
+
+	start = time.Now()
+	werr := d.waitMaster(ctx, target)
+	if err := step("standby claims", start, werr, target+" is master"); err != nil {
+		d.undrain()
+		return steps, fmt.Errorf("handover did not complete (this node re-claims if %s does not): %w", target, err)
+	}
+	// The VIP's traffic goes to the target now: put the local app back in
+	// service, so that this node is a ready standby again.
+	start = time.Now()
+	uerr := drain.Undrain(ctx, d.cfg.Drain, d.log)
+	step("undrain local app", start, uerr, "ready as standby")
+	d.log.Info("handover complete", "peer", target)
+	return steps, nil
+}
+
+func (d *Daemon) undrain() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := drain.Undrain(ctx, d.cfg.Drain, d.log); err != nil {
+		d.log.Warn("undraining the local app", "err", err)
+	}
+}
+
+// waitMaster waits until target is heard as master.
+func (d *Daemon) waitMaster(ctx context.Context, target string) error {
+	t := time.NewTicker(2 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var ok bool
+		var self election.State
+		if err := d.call(ctx, func() {
+			self = d.m.State()
+			for _, p := range d.m.Status(time.Now()).Peers {
+				if p.Node == target && p.Alive && p.State == election.Master {
+					ok = true
+				}
+			}
+		}); err != nil {
+			return fmt.Errorf("waiting for %s to claim: %w", target, err)
+		}
+		if ok {
+			return nil
+		}
+		if self == election.Master {
+			return errors.New("this node claimed the VIP back: " + target + " did not take it in time")
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to claim: %w", target, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (d *Daemon) maintenance(ctx context.Context, on, force bool, timeout time.Duration) ([]control.Step, error) {
+	var steps []control.Step
+	var state election.State
+	if err := d.call(ctx, func() { state = d.m.State() }); err != nil {
+		return nil, err
+	}
+	if on && state == election.Master {
+		var err error
+		steps, err = d.handover(ctx, "", timeout)
+		if err != nil && !force {
+			return steps, fmt.Errorf("not entering maintenance: %w (use --force to drop the VIP anyway)", err)
+		}
+	}
+	start := time.Now()
+	if err := d.call(ctx, func() { d.act(d.m.SetMaintenance(time.Now(), on)) }); err != nil {
+		return steps, err
+	}
+	name := "maintenance off"
+	if on {
+		name = "maintenance on"
+	}
+	steps = append(steps, control.Step{Name: name, Took: control.Duration(time.Since(start)), OK: true})
+	d.log.Info(name)
+	return steps, nil
+}
+
+// status builds `hbd status` in the loop.
+func (d *Daemon) status(now time.Time) control.Status {
+	cs := d.m.Status(now)
+	st := control.Status{
+		Node: cs.Node, Version: d.opts.Version, State: cs.State.String(), Epoch: cs.Epoch,
+		Priority: cs.Priority, EffectivePriority: cs.EffectivePriority, Penalties: cs.Penalties,
+		Faults: cs.Faults, Ready: cs.Ready, LinkUp: cs.LinkUp, Maintenance: cs.State == election.Maintenance,
+		Interface: d.cfg.Interface, VIPs: vipStrings(d.cfg), Held: []string{},
+		LastTransition: cs.LastTransition, LastReason: cs.LastReason, YieldingTo: cs.YieldingTo,
+		HoldDownLeft: control.Duration(max(cs.HoldDownUntil.Sub(now), 0)),
+		Started:      d.started, Rejected: map[string]map[string]uint64{},
+	}
+	if cs.Witness {
+		st.Witness = &control.Witness{Policy: d.cfg.Witness.Policy, Reachable: !cs.WitnessDown}
+		if !cs.LeaseUntil.IsZero() && cs.LeaseUntil.After(now) {
+			st.Witness.LeaseLeft = control.Duration(cs.LeaseUntil.Sub(now))
+		}
+	}
+	if held, err := d.vip.Held(); err == nil {
+		for _, p := range held {
+			st.Held = append(st.Held, p.String())
+		}
+	}
+	rtts := d.tcp.RTTs()
+	for _, p := range cs.Peers {
+		info := d.peers[p.Node]
+		cp := control.Peer{
+			Node: p.Node, State: p.State.String(), Alive: p.Alive, Priority: p.Priority, Epoch: p.Epoch,
+			Ready:     p.Flags&election.FlagReady != 0,
+			LastFrame: map[string]control.Age{}, Received: map[string]uint64{},
+		}
+		if info != nil {
+			cp.Address = info.addr.Addr().String()
+			seen := d.fresh.get(p.Node)
+			for _, path := range []heartbeat.Path{heartbeat.PathUDP, heartbeat.PathTCP} {
+				age := control.Age(-time.Second)
+				if t := seen.last[path]; !t.IsZero() {
+					age = control.Age(now.Sub(t))
+				}
+				cp.LastFrame[path.String()] = age
+				cp.Received[path.String()] = seen.received[path]
+			}
+			cp.Lost = info.lost
+			cp.MaxGap = control.Duration(info.maxGap)
+			cp.RTT = control.Duration(rtts[info.addr.Addr()])
+		}
+		st.Peers = append(st.Peers, cp)
+	}
+	for _, r := range d.checks.Snapshot() {
+		st.Checks = append(st.Checks, control.Check{Name: r.Name, Healthy: r.Healthy, Weight: r.Weight, Fault: r.Fault, Detail: r.Detail})
+	}
+	sort.Slice(st.Checks, func(i, j int) bool { return st.Checks[i].Name < st.Checks[j].Name })
+	d.rejMu.Lock()
+	for path, m := range d.rejected {
+		st.Rejected[path] = map[string]uint64{}
+		for r, n := range m {
+			st.Rejected[path][r] = n
+		}
+	}
+	d.rejMu.Unlock()
+	for path, ts := range map[string]heartbeat.TransportStats{"udp": d.udp.Stats(), "tcp": d.tcp.Stats()} {
+		if st.Rejected[path] == nil {
+			st.Rejected[path] = map[string]uint64{}
+		}
+		if ts.UnknownPeer > 0 {
+			st.Rejected[path]["unknown_peer"] += ts.UnknownPeer
+		}
+		if ts.Malformed > 0 {
+			st.Rejected[path]["malformed"] += ts.Malformed
+		}
+	}
+	return st
+}
+
+func (d *Daemon) metricsServer(addr string) (func(context.Context) error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listening on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, nil
+}

@@ -1,0 +1,807 @@
+// Package daemon is `hbd run`: the thin shell that wires the election core
+// to real heartbeat transports, the VIP driver, link watching, health
+// checks, notify hooks, the control socket, metrics and systemd.
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/witness/lease"
+
+	"github.com/hbdproject/hbd/heartbeat"
+	"github.com/hbdproject/hbd/heartbeat/election"
+	"github.com/hbdproject/hbd/internal/config"
+	"github.com/hbdproject/hbd/internal/control"
+	"github.com/hbdproject/hbd/internal/health"
+	"github.com/hbdproject/hbd/internal/notify"
+	"github.com/hbdproject/hbd/internal/sdnotify"
+	"github.com/hbdproject/hbd/vip"
+)
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	Version    string
+	Logger     *slog.Logger // nil: text logs on stderr at the config's log_level
+	Level      *slog.LevelVar
+}
+
+// inFrame is an authentic frame on its way to the loop.
+type inFrame struct {
+	f    heartbeat.Frame
+	from netip.AddrPort
+	path heartbeat.Path
+	at   time.Time
+}
+
+// peerInfo is what the loop knows of a peer beyond the core's view.
+type peerInfo struct {
+	addr    netip.AddrPort
+	boot    uint64
+	seq     uint64
+	lost    uint64
+	lastAny time.Time     // last authentic frame on any path
+	maxGap  time.Duration // longest wait between two authentic frames
+
+	minTransit *time.Duration // least (arrival − sent) seen: clock offset plus the best delay
+	lateRun    int            // late frames in a row
+	lateSince  time.Time      // arrival of the first of them
+}
+
+// Daemon is one running `hbd run`.
+type Daemon struct {
+	opts  Options
+	cfg   *config.Config
+	key   []byte
+	log   *slog.Logger
+	level *slog.LevelVar
+
+	m       *election.Machine
+	vip     *vip.Manager
+	rx      *heartbeat.Receiver
+	udp     *heartbeat.UDPTransport // the current paths; replaced when a reload changes the peers
+	tcp     *heartbeat.TCPTransport
+	paths   *paths
+	checks  *health.Runner
+	leaser  *leaser // nil without a witness
+	hooks   *notify.Runner
+	metrics *metrics
+
+	boot    uint64
+	seq     uint64
+	started time.Time
+
+	frames chan inFrame
+	links  chan bool
+	calls  chan func()
+
+	// loop-owned
+	peers       map[string]*peerInfo
+	burst       []time.Time // pending announcement rounds
+	masterSeen  time.Time   // last frame from whoever was master, for the failover-phase metric
+	readySent   bool
+	lastRTTScan time.Time
+	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
+	lastTCPSend time.Time
+
+	fresh    freshness // per peer and path: last authentic frame, count
+	rejMu    sync.Mutex
+	rejected map[string]map[string]uint64 // path → reason → count
+
+	checksCancel context.CancelFunc
+	checksDone   chan struct{}
+	runCtx       context.Context
+}
+
+// Run loads the config and runs the daemon until ctx is done, then
+// releases the VIP, says bye to the peers and returns.
+func Run(ctx context.Context, opts Options) error {
+	res, err := config.Load(opts.ConfigPath, config.Options{})
+	if err != nil {
+		return fmt.Errorf("loading %s:\n%w", opts.ConfigPath, err)
+	}
+	d, err := newDaemon(res, opts)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
+	cfg := res.Config
+	level := opts.Level
+	if level == nil {
+		level = new(slog.LevelVar)
+	}
+	level.Set(parseLevel(cfg.LogLevel))
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	}
+	log = log.With("node", cfg.Node)
+	d := &Daemon{
+		opts: opts, cfg: cfg, key: res.Key, log: log, level: level,
+		boot:     randomBoot(),
+		started:  time.Now(),
+		frames:   make(chan inFrame, 256),
+		links:    make(chan bool, 16),
+		calls:    make(chan func(), 16),
+		peers:    map[string]*peerInfo{},
+		rejected: map[string]map[string]uint64{},
+		fresh:    freshness{peers: map[string]*pathSeen{}},
+	}
+	var err error
+	d.vip, err = vip.New(cfg.Interface, vipPrefixes(cfg), vip.Options{Lifetime: cfg.VIPLifetime.D(), Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	d.rx = heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node)
+	d.hooks = notify.New(cfg.Notify, log)
+	d.checks = health.New(cfg.Tracks, log)
+	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
+	if cfg.Witness.Enabled() {
+		if d.leaser, err = newLeaser(cfg, d); err != nil {
+			return nil, err
+		}
+	}
+	d.m = election.New(electionConfig(cfg, d.vip.RefreshInterval()), time.Now())
+	return d, nil
+}
+
+func electionConfig(cfg *config.Config, refresh time.Duration) election.Config {
+	ec := election.Config{
+		Node:         cfg.Node,
+		Priority:     cfg.Priority,
+		Peers:        len(cfg.Peers),
+		Interval:     cfg.Interval.D(),
+		DeadAfter:    cfg.DeadAfter.D(),
+		Preempt:      cfg.PreemptEnabled(),
+		PreemptDelay: cfg.PreemptDelay.D(),
+		HoldDown:     cfg.HoldDown.D(),
+		Refresh:      refresh, // a quarter of the VIP lifetime
+		YieldTimeout: max(2*cfg.DeadAfter.D(), 500*time.Millisecond),
+	}
+	if cfg.Witness.Enabled() {
+		ec.Witness = true
+		ec.LeaseGuard = cfg.VIPLifetime.D() + lease.KernelSlack
+		ec.LeaseRenew = cfg.Witness.Renew.D()
+		ec.WitnessBypass = cfg.Witness.Policy == "available"
+	}
+	return ec
+}
+
+// timeNow is the daemon's clock (time.Now, with its monotonic reading).
+func timeNow() time.Time { return time.Now() }
+
+func vipPrefixes(cfg *config.Config) []netip.Prefix {
+	out := make([]netip.Prefix, len(cfg.VIPs))
+	for i, p := range cfg.VIPs {
+		out[i] = p.Prefix
+	}
+	return out
+}
+
+func vipStrings(cfg *config.Config) []string {
+	out := make([]string, len(cfg.VIPs))
+	for i, p := range cfg.VIPs {
+		out[i] = p.Prefix.String()
+	}
+	return out
+}
+
+func peerAddrs(cfg *config.Config) []netip.AddrPort {
+	out := make([]netip.AddrPort, len(cfg.Peers))
+	for i, p := range cfg.Peers {
+		out[i] = p.AddrPort
+	}
+	return out
+}
+
+func randomBoot() uint64 {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("hbd: no randomness for the boot id: " + err.Error())
+	}
+	return binary.BigEndian.Uint64(b[:])
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func (d *Daemon) run(ctx context.Context) error {
+	d.runCtx = ctx
+	defer d.vip.Close()
+	if removed, err := vip.RemoveStale(d.cfg.Interface, vipPrefixes(d.cfg)); err != nil {
+		return fmt.Errorf("removing stale VIPs: %w", err)
+	} else if len(removed) > 0 {
+		d.log.Warn("removed VIPs left by an earlier run", "vip", removed)
+	}
+	if err := d.vip.EndHandoff(); err != nil {
+		return fmt.Errorf("removing stale hand-off routes: %w", err)
+	}
+	if err := d.openPaths(peerAddrs(d.cfg)); err != nil {
+		return err
+	}
+	ctrl, err := control.Listen(d.cfg.ControlSocket, d.handleControl, d.log)
+	if err != nil {
+		d.paths.close()
+		return err
+	}
+
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	spawn := func(name string, fn func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(bg); err != nil && bg.Err() == nil {
+				d.log.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+	spawn("control socket", ctrl.Serve)
+	spawn("link watch", func(ctx context.Context) error {
+		return vip.WatchLink(ctx, d.cfg.Interface, func(up bool) {
+			select {
+			case d.links <- up:
+			case <-ctx.Done():
+			}
+		})
+	})
+	spawn("notify hooks", func(ctx context.Context) error { d.hooks.Run(ctx); return nil })
+	if d.leaser != nil {
+		spawn("witness", func(ctx context.Context) error { return d.leaser.run(ctx, d) })
+	}
+	if addr := d.cfg.MetricsAddr(); addr != "" {
+		srv, err := d.metricsServer(addr)
+		if err != nil {
+			stopBG()
+			wg.Wait()
+			return err
+		}
+		spawn("metrics", srv)
+	}
+	d.startChecks()
+
+	d.log.Info("hbd started", "version", d.opts.Version, "interface", d.cfg.Interface, "vip", vipStrings(d.cfg),
+		"listen", d.cfg.Listen.String(), "peers", len(d.cfg.Peers), "interval", d.cfg.Interval.D(), "dead_after", d.cfg.DeadAfter.D())
+	up, err := vip.LinkUp(d.cfg.Interface)
+	if err != nil {
+		d.log.Warn("reading link state", "err", err)
+		up = true
+	}
+	d.act(d.m.SetLink(time.Now(), up))
+
+	loopErr := d.loop(ctx)
+
+	// Clean stop: release, say bye on both paths, give TCP a moment to
+	// flush, then stop everything.
+	notifyStopping()
+	d.act(d.m.Stop(time.Now()))
+	d.endHandoff()
+	time.Sleep(20 * time.Millisecond)
+	d.stopChecks()
+	stopBG()
+	d.paths.close()
+	wg.Wait()
+	d.log.Info("hbd stopped")
+	return loopErr
+}
+
+// paths are the two heartbeat transports and the goroutines reading them.
+type paths struct {
+	udp    *heartbeat.UDPTransport
+	tcp    *heartbeat.TCPTransport
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// openPaths listens on the heartbeat address over UDP and TCP for peers and
+// starts reading; it replaces d.paths.
+func (d *Daemon) openPaths(peers []netip.AddrPort) error {
+	udp, err := heartbeat.ListenUDP(d.cfg.Listen.AddrPort, peers)
+	if err != nil {
+		return fmt.Errorf("heartbeat over UDP: %w", err)
+	}
+	tcp, err := heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peers, heartbeat.TCPOptions{Logger: d.log})
+	if err != nil {
+		udp.Close()
+		return fmt.Errorf("heartbeat over TCP: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &paths{udp: udp, tcp: tcp, cancel: cancel}
+	for _, t := range []heartbeat.Transport{udp, tcp} {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			if err := t.Run(ctx, d.deliver(ctx)); err != nil && ctx.Err() == nil {
+				d.log.Error("heartbeat transport stopped", "err", err)
+			}
+		}()
+	}
+	d.paths, d.udp, d.tcp = p, udp, tcp
+	return nil
+}
+
+func (p *paths) close() {
+	p.cancel()
+	p.udp.Close()
+	p.tcp.Close()
+	p.wg.Wait()
+}
+
+// handoffGrace is how long a node that handed the VIP over keeps accepting
+// packets addressed to it (vip.Handoff): long enough for every client to
+// have received the new master's first gratuitous ARP (well under a
+// millisecond here) and for a data packet sent just before it to be
+// retransmitted once (Linux's minimum RTO is 200 ms).
+const handoffGrace = 300 * time.Millisecond
+
+func (d *Daemon) endHandoff() {
+	d.handoffEnd = time.Time{}
+	if err := d.vip.EndHandoff(); err != nil {
+		d.log.Warn("ending the hand-off", "err", err)
+	}
+}
+
+// deliver verifies inbound frames in the transports' goroutines and hands
+// the authentic ones to the loop.
+func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
+	return func(in heartbeat.Inbound) {
+		f, err := d.rx.Accept(in.Data, in.From)
+		if f.Node != "" {
+			// Authentic, even when a copy already came by the other path:
+			// this path works.
+			d.fresh.note(f.Node, in.Path, in.At)
+			d.metrics.received[in.Path].Inc()
+		}
+		if err != nil {
+			reason := heartbeat.Reason(err)
+			d.countReject(in.Path, reason)
+			if reason != "duplicate" && reason != "stale" {
+				d.log.Debug("frame rejected", "path", in.Path.String(), "from", in.From.String(), "reason", reason, "err", err)
+			}
+			return // the loop only needs each frame once
+		}
+		select {
+		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At}:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// freshness records, per peer, when each path last delivered an authentic
+// frame and how many; the transports' goroutines write it, status reads it.
+type freshness struct {
+	mu    sync.Mutex
+	peers map[string]*pathSeen
+}
+
+type pathSeen struct {
+	last     [3]time.Time // by heartbeat.Path
+	received [3]uint64
+}
+
+func (f *freshness) note(node string, path heartbeat.Path, at time.Time) {
+	if int(path) >= len(pathSeen{}.last) {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := f.peers[node]
+	if p == nil {
+		p = &pathSeen{}
+		f.peers[node] = p
+	}
+	if at.After(p.last[path]) {
+		p.last[path] = at
+	}
+	p.received[path]++
+}
+
+func (f *freshness) get(node string) pathSeen {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p := f.peers[node]; p != nil {
+		return *p
+	}
+	return pathSeen{}
+}
+
+func (d *Daemon) countReject(path heartbeat.Path, reason string) {
+	d.metrics.rejected.WithLabelValues(path.String(), reason).Inc()
+	d.rejMu.Lock()
+	defer d.rejMu.Unlock()
+	byReason := d.rejected[path.String()]
+	if byReason == nil {
+		byReason = map[string]uint64{}
+		d.rejected[path.String()] = byReason
+	}
+	byReason[reason]++
+}
+
+func (d *Daemon) loop(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	hup := make(chan os.Signal, 1)
+	notifySIGHUP(hup)
+	defer stopSignals(hup)
+	wd := sdnotify.NewPinger() // driven by this loop: a hung loop stops the pings
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case in := <-d.frames:
+			d.onFrame(in)
+		case up := <-d.links:
+			if up {
+				d.log.Info("link up", "interface", d.cfg.Interface)
+			} else {
+				d.log.Warn("link down", "interface", d.cfg.Interface)
+			}
+			d.act(d.m.SetLink(time.Now(), up))
+		case fn := <-d.calls:
+			fn()
+		case <-hup:
+			d.reload()
+		case <-timer.C:
+			now := time.Now()
+			d.act(d.m.Tick(now))
+			d.announceDue(now)
+			if !d.handoffEnd.IsZero() && !now.Before(d.handoffEnd) {
+				d.endHandoff()
+			}
+		}
+		now := time.Now()
+		if _, err := wd.Ping(now); err != nil {
+			d.log.Warn("pinging the systemd watchdog", "err", err)
+		}
+		if now.Sub(d.lastRTTScan) >= time.Second {
+			d.lastRTTScan = now
+			for addr, rtt := range d.tcp.RTTs() {
+				d.metrics.rtt.WithLabelValues(d.peerName(addr)).Observe(rtt.Seconds())
+			}
+		}
+		next := d.m.NextDeadline()
+		if len(d.burst) > 0 && d.burst[0].Before(next) {
+			next = d.burst[0]
+		}
+		if !d.handoffEnd.IsZero() && d.handoffEnd.Before(next) {
+			next = d.handoffEnd
+		}
+		if w := wd.Next(now); !w.IsZero() && w.Before(next) {
+			next = w
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		timer.Reset(max(time.Until(next), 0))
+	}
+}
+
+func (d *Daemon) onFrame(in inFrame) {
+	f := in.f
+	p := d.peers[f.Node]
+	if p == nil {
+		p = &peerInfo{}
+		d.peers[f.Node] = p
+		d.log.Info("peer heard", "peer", f.Node, "from", in.from.String(), "path", in.path.String())
+	}
+	p.addr = in.from
+	if !p.lastAny.IsZero() && in.at.Sub(p.lastAny) > p.maxGap {
+		p.maxGap = in.at.Sub(p.lastAny)
+	}
+	if in.at.After(p.lastAny) {
+		p.lastAny = in.at
+	}
+	// A frame that spent longer than dead_after on its way (a TCP backlog
+	// flushed after an outage) says nothing about the peer now: acting on
+	// it could see an old BACKUP where there is a MASTER today. The delay
+	// is measured against the fastest frame seen from this peer, so the
+	// two hosts' clocks need not agree, only run at the same rate.
+	// A run of late frames that arrive spaced like live ones (not as one
+	// burst) means the peer's clock was stepped: adopt the new offset.
+	if transit := in.at.Sub(f.SentAt); p.minTransit == nil || transit < *p.minTransit {
+		p.minTransit, p.lateRun = &transit, 0
+	} else if transit-*p.minTransit > d.cfg.DeadAfter.D() {
+		if p.lateRun == 0 {
+			p.lateSince = in.at
+		}
+		p.lateRun++
+		if p.lateRun < 3 || in.at.Sub(p.lateSince) < 2*d.cfg.Interval.D() {
+			d.countReject(in.path, "late")
+			return
+		}
+		d.log.Warn("peer's clock seems to have been stepped; adopting its new offset", "peer", f.Node, "shift", (transit - *p.minTransit).Round(time.Millisecond))
+		p.minTransit, p.lateRun = &transit, 0
+	} else {
+		p.lateRun = 0
+	}
+	if f.Boot == p.boot && f.Seq > p.seq+1 {
+		n := f.Seq - p.seq - 1
+		p.lost += n
+		d.metrics.lost.WithLabelValues(f.Node).Add(float64(n))
+	}
+	p.boot, p.seq = f.Boot, f.Seq
+	if election.State(f.State) == election.Master {
+		d.masterSeen = in.at
+	}
+	if f.Kind == heartbeat.KindBye {
+		d.log.Info("peer said bye", "peer", f.Node)
+	}
+	d.act(d.m.Receive(in.at, election.Heard{
+		Node: f.Node,
+		Kind: election.Kind(f.Kind),
+		Advert: election.Advert{
+			State:    election.State(f.State),
+			Priority: int(f.Priority),
+			Epoch:    f.Epoch,
+			Flags:    election.Flags(f.Flags),
+			Target:   f.Target,
+		},
+	}))
+}
+
+// act carries out the core's actions, in order.
+func (d *Daemon) act(acts []election.Action) {
+	for _, a := range acts {
+		switch a.Kind {
+		case election.ActClaim:
+			d.claim(a)
+		case election.ActRelease:
+			d.burst = nil
+			release := d.vip.Release
+			if a.Handoff {
+				release = d.vip.Handoff
+				d.handoffEnd = time.Now().Add(handoffGrace)
+			}
+			if err := release(); err != nil {
+				d.log.Error("releasing the VIPs", "vip", vipStrings(d.cfg), "err", err)
+			} else {
+				d.log.Info("VIPs released", "vip", vipStrings(d.cfg), "reason", a.Reason)
+			}
+			d.metrics.releases.Inc()
+		case election.ActRefresh:
+			if err := d.vip.Refresh(); err != nil {
+				d.log.Error("refreshing the VIPs", "err", err)
+			}
+		case election.ActAnnounce:
+			d.log.Info("announcing the VIPs again", "reason", a.Reason)
+			d.startBurst(time.Now())
+			d.announceDue(time.Now())
+		case election.ActSend:
+			d.send(a.Frame, a.Target, a.Periodic)
+		case election.ActNotify:
+			d.transition(a)
+		case election.ActLease:
+			if d.leaser == nil || !d.leaser.ask(a) {
+				d.log.Error("witness request dropped", "op", a.Lease.String())
+			}
+		}
+	}
+}
+
+func (d *Daemon) claim(a election.Action) {
+	decided := time.Now()
+	if !d.handoffEnd.IsZero() {
+		d.endHandoff()
+	}
+	err := d.vip.Claim()
+	done := time.Now()
+	d.metrics.claims.Inc()
+	switch {
+	case errors.Is(err, vip.ErrNotAnnounced):
+		d.log.Warn("VIPs added but the first announcement failed; retrying", "err", err)
+	case err != nil:
+		d.log.Error("claiming the VIPs", "vip", vipStrings(d.cfg), "err", err)
+	}
+	if !d.masterSeen.IsZero() {
+		d.metrics.phases.WithLabelValues("detect").Observe(decided.Sub(d.masterSeen).Seconds())
+		d.metrics.phases.WithLabelValues("total").Observe(done.Sub(d.masterSeen).Seconds())
+	}
+	d.metrics.phases.WithLabelValues("claim").Observe(done.Sub(decided).Seconds())
+	d.log.Info("VIPs claimed", "vip", vipStrings(d.cfg), "epoch", a.Epoch, "took", done.Sub(decided), "reason", a.Reason)
+	if a.Bypass {
+		d.metrics.bypassed.Inc()
+		d.log.Error("CLAIMED WITHOUT THE WITNESS LEASE: the witness is unreachable and witness.policy is available; two masters are possible until it returns")
+	}
+	d.startBurst(decided)
+	d.burst = d.burst[1:] // Claim sent the first round
+}
+
+func (d *Daemon) startBurst(from time.Time) {
+	d.burst = d.burst[:0]
+	for _, off := range vip.BurstSchedule() {
+		d.burst = append(d.burst, from.Add(off))
+	}
+}
+
+func (d *Daemon) announceDue(now time.Time) {
+	for len(d.burst) > 0 && !d.burst[0].After(now) {
+		d.burst = d.burst[1:]
+		if d.m.State() != election.Master {
+			d.burst = nil
+			return
+		}
+		if err := d.vip.Announce(); err != nil {
+			d.log.Warn("announcing the VIPs", "err", err)
+		}
+	}
+}
+
+// tcpEvery is how often a regular beat also goes over TCP. UDP carries
+// every beat; TCP, being reliable, needs only enough to keep a peer alive
+// by itself (four per dead_after) plus every frame that says something new
+// (a state change, a handover, a bye). Sending every beat on both paths
+// cost twice the wakeups for nothing the UDP path does not already give.
+func (d *Daemon) tcpEvery() time.Duration {
+	return max(d.cfg.Interval.D(), d.cfg.DeadAfter.D()/4)
+}
+
+func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
+	adv := d.m.Advert()
+	if target == "" {
+		target = adv.Target
+	}
+	d.seq++
+	f := heartbeat.Frame{
+		Kind:     heartbeat.Kind(kind),
+		Cluster:  d.cfg.ClusterID,
+		Flags:    heartbeat.Flags(adv.Flags),
+		State:    uint8(adv.State),
+		Priority: uint8(adv.Priority),
+		Boot:     d.boot,
+		Seq:      d.seq,
+		Epoch:    adv.Epoch,
+		SentAt:   time.Now(),
+		Node:     d.cfg.Node,
+		Target:   target,
+	}
+	b, err := f.Marshal(d.key)
+	if err != nil {
+		panic(fmt.Sprintf("hbd: encoding our own frame: %v", err)) // config validation makes this impossible
+	}
+	if err := d.udp.Send(b); err != nil {
+		d.log.Debug("sending over UDP", "err", err)
+	}
+	d.metrics.sent[heartbeat.PathUDP].Inc()
+	if now := time.Now(); !periodic || now.Sub(d.lastTCPSend) >= d.tcpEvery() {
+		d.lastTCPSend = now
+		if err := d.tcp.Send(b); err != nil {
+			d.log.Debug("sending over TCP", "err", err)
+		}
+		d.metrics.sent[heartbeat.PathTCP].Inc()
+	}
+}
+
+func (d *Daemon) transition(a election.Action) {
+	lvl := slog.LevelInfo
+	if a.To == election.Fault {
+		lvl = slog.LevelWarn
+	}
+	d.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "state", a.To.String(),
+		"epoch", a.Epoch, "reason", a.Reason, "vip", vipStrings(d.cfg))
+	if a.From == election.Master {
+		if until := d.m.Status(time.Now()).HoldDownUntil; until.After(time.Now()) {
+			d.log.Warn("lost mastership: no preemption during the hold-down (it doubles each time mastership is lost soon after it was won)",
+				"hold_down", time.Until(until).Round(time.Millisecond))
+		}
+	}
+	d.metrics.setState(a.To.String())
+	d.metrics.epoch.Set(float64(d.m.Epoch()))
+	d.metrics.transitions.WithLabelValues(a.From.String(), a.To.String(), reasonLabel(a.Reason)).Inc()
+	if a.To != election.Init {
+		d.hooks.Notify(notify.Event{
+			From: a.From.String(), To: a.To.String(), Node: d.cfg.Node, VIPs: vipStrings(d.cfg),
+			Reason: a.Reason, Epoch: d.m.Epoch(), At: time.Now(),
+		})
+	}
+	if !d.readySent && (a.To == election.Backup || a.To == election.Master || a.To == election.Fault) {
+		d.readySent = true
+		notifyReady(a.To.String())
+	}
+}
+
+// reasonLabel keeps the transitions metric's cardinality bounded: reasons
+// carry node names and numbers, the label only their kind.
+func reasonLabel(r string) string {
+	for _, kind := range []string{"started", "stopping", "handover", "preempted", "no master", "link down", "check",
+		"maintenance", "recovered", "split brain", "stalled", "released", "witness", "self-fenced"} {
+		if strings.Contains(r, kind) {
+			return kind
+		}
+	}
+	return "other"
+}
+
+// peerName names the peer at addr, or gives the address if it was never
+// heard.
+func (d *Daemon) peerName(addr netip.Addr) string {
+	for name, p := range d.peers {
+		if p.addr.Addr() == addr {
+			return name
+		}
+	}
+	return addr.String()
+}
+
+// call runs fn in the loop and waits for it.
+func (d *Daemon) call(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case d.calls <- func() { fn(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *Daemon) startChecks() {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.checksCancel, d.checksDone = cancel, make(chan struct{})
+	results := make(chan health.Result, 16)
+	runner := d.checks
+	go func() {
+		defer close(d.checksDone)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); runner.Run(ctx, results) }()
+		for {
+			select {
+			case r := <-results:
+				select {
+				case d.calls <- func() { d.onCheck(r) }:
+				case <-ctx.Done():
+				}
+			case <-ctx.Done():
+				wg.Wait()
+				return
+			}
+		}
+	}()
+}
+
+func (d *Daemon) stopChecks() {
+	if d.checksCancel != nil {
+		d.checksCancel()
+		<-d.checksDone
+	}
+}
+
+func (d *Daemon) onCheck(r health.Result) {
+	v := 0.0
+	if r.Healthy {
+		v = 1
+	}
+	d.metrics.checkUp.WithLabelValues(r.Name).Set(v)
+	if r.Healthy {
+		d.log.Info("check passes", "check", r.Name, "detail", r.Detail)
+	} else {
+		d.log.Warn("check fails", "check", r.Name, "detail", r.Detail, "weight", r.Weight, "fault", r.Fault)
+	}
+	d.act(d.m.SetCheck(time.Now(), r.Name, r.Weight, r.Fault, r.Healthy))
+	d.metrics.priority.Set(float64(d.m.Status(time.Now()).EffectivePriority))
+}

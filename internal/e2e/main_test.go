@@ -1,0 +1,70 @@
+// Package e2e runs the real hbd binary — daemon and web app — in network
+// namespaces with a real redis-server, and checks the failover story end
+// to end. Every test needs root; under CI=true a missing prerequisite fails.
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/testenv"
+	"github.com/hbdproject/hbd/internal/lab"
+	"github.com/hbdproject/hbd/internal/lab/cluster"
+)
+
+var hbdBin string
+
+func TestMain(m *testing.M) { testenv.MainWithHBD(m, &hbdBin) }
+
+// start builds a lab and a running cluster in it, cleaned up with the test.
+func start(t *testing.T, o cluster.Options) *cluster.Cluster {
+	t.Helper()
+	l := lab.NewForTest(t, lab.Options{Hosts: []string{"pc01", "pc02", "redis", "client"}})
+	o.Bin = hbdBin
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := cluster.Start(ctx, l, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startElected starts a cluster and waits for pc01 to be the only holder.
+func startElected(t *testing.T, o cluster.Options) *cluster.Cluster {
+	t.Helper()
+	c := start(t, o)
+	if _, err := c.WaitOnlyHolder("pc01", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// waitServedBy polls the web app through url until node answers.
+func waitServedBy(t *testing.T, c *cluster.Cluster, url, node string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last string
+	var lastErr error
+	for time.Since(start) < limit {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		last, lastErr = c.ServedBy(ctx, url)
+		cancel()
+		if lastErr == nil && last == node {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s not served by %s within %s (last: %q, %v)", url, node, limit, last, lastErr)
+	return 0
+}

@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/lab/cluster"
+)
+
+// Notify hooks run on transitions with the documented environment, and
+// SIGHUP applies a good config live and refuses a broken one.
+func TestNotifyHooksAndReload(t *testing.T) {
+	dir := t.TempDir()
+	hook := filepath.Join(dir, "hook.sh")
+	must(t, os.WriteFile(hook, []byte("#!/bin/sh\necho \"$1 $HBD_STATE $HBD_PREVIOUS_STATE $HBD_NODE $HBD_EPOCH [$HBD_VIPS] $HBD_REASON\" >> "+filepath.Join(dir, "events")+"\n"), 0o755))
+	extra := "notify:\n  master: [" + hook + ", master]\n  backup: [" + hook + ", backup]\n  fault: [" + hook + ", fault]\n"
+	c := startElected(t, cluster.Options{Extra: map[string]string{"pc01": extra, "pc02": extra}})
+	must(t, c.Lab.CablePull("pc01"))
+	if _, err := c.WaitOnlyHolder("pc02", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"master MASTER BACKUP pc01 1 [198.51.100.10/24 2001:db8::10/64]",
+		"fault FAULT MASTER pc01",
+		"master MASTER BACKUP pc02 2",
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, "events"))
+		ok := true
+		for _, w := range want {
+			ok = ok && strings.Contains(string(b), w)
+		}
+		if ok {
+			t.Logf("hook runs:\n%s", b)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hook runs so far:\n%s\nwant lines containing %q", b, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Reload: a broken config is refused and the daemon keeps running the
+	// old one; a good one changes the priority live, the VIP staying put.
+	n := c.Nodes["pc02"]
+	good, err := os.ReadFile(n.Config)
+	must(t, err)
+	must(t, os.WriteFile(n.Config, append(append([]byte{}, good...), "prioity: 7\n"...), 0o644))
+	must(t, n.Hbd.Signal(syscall.SIGHUP))
+	time.Sleep(300 * time.Millisecond)
+	st, err := c.Status(context.Background(), "pc02")
+	must(t, err)
+	if st.State != "MASTER" || st.Priority != 100 {
+		t.Fatalf("after a broken reload: %s priority %d", st.State, st.Priority)
+	}
+	logb, _ := os.ReadFile(n.Hbd.LogPath())
+	if !strings.Contains(string(logb), "reload refused") || !strings.Contains(string(logb), "prioity") {
+		t.Errorf("no log line names the broken field:\n%s", logb)
+	}
+	must(t, os.WriteFile(n.Config, []byte(strings.Replace(string(good), "priority: 100", "priority: 120", 1)), 0o644))
+	must(t, n.Hbd.Signal(syscall.SIGHUP))
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		st, err = c.Status(context.Background(), "pc02")
+		must(t, err)
+		if st.Priority == 120 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("priority after reload: %d", st.Priority)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if h := c.Holders(); len(h) != 1 || h[0] != "pc02" {
+		t.Errorf("holders after reload: %v", h)
+	}
+}

@@ -1,0 +1,72 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/lab/cluster"
+)
+
+// TestSoakUnderLoss runs the pair at default settings with 20% random loss
+// on both hosts' heartbeat paths and a 250 ms total blackout every 30 s:
+// the loss alone must cause no failover. HBD_SOAK=10m runs the long
+// version (`make soak`); CI runs 60 s.
+func TestSoakUnderLoss(t *testing.T) {
+	d := 60 * time.Second
+	if v := os.Getenv("HBD_SOAK"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("HBD_SOAK=%q: %v", v, err)
+		}
+	}
+	c := startElected(t, cluster.Options{NoWebapp: true})
+	time.Sleep(500 * time.Millisecond)
+	for _, h := range []string{"pc01", "pc02"} {
+		must(t, c.Lab.SetLoss(h, 20))
+	}
+	start := time.Now()
+	blackouts := 0
+	for next := start.Add(30 * time.Second); time.Since(start) < d; {
+		if wait := time.Until(next); wait > 0 && time.Until(start.Add(d)) > wait {
+			time.Sleep(wait)
+			// One host's blackout cuts every frame between the two: one nft
+			// transaction on, one off, 250 ms apart (two hosts one after the
+			// other would stretch it by an nft run, ~20 ms, each way).
+			must(t, c.Lab.Blackout("pc01", true))
+			time.Sleep(250 * time.Millisecond)
+			must(t, c.Lab.Blackout("pc01", false))
+			blackouts++
+			next = next.Add(30 * time.Second)
+			continue
+		}
+		time.Sleep(time.Until(start.Add(d)))
+	}
+	st1, err := c.Status(context.Background(), "pc01")
+	must(t, err)
+	st2, err := c.Status(context.Background(), "pc02")
+	must(t, err)
+	var gap1, gap2 time.Duration
+	var lost1, lost2 uint64
+	if len(st1.Peers) == 1 {
+		gap1, lost1 = time.Duration(st1.Peers[0].MaxGap), st1.Peers[0].Lost
+	}
+	if len(st2.Peers) == 1 {
+		gap2, lost2 = time.Duration(st2.Peers[0].MaxGap), st2.Peers[0].Lost
+	}
+	// pc02 claims only if it (wrongly) declared pc01 dead.
+	log2, err := os.ReadFile(c.Nodes["pc02"].Hbd.LogPath())
+	must(t, err)
+	falseFailovers := strings.Count(string(log2), `msg="VIPs claimed"`)
+	t.Logf("soak %s, 20%% loss, %d blackouts of 250ms: %d false failovers; worst gap between valid frames: pc01←pc02 %s, pc02←pc01 %s; frames lost on both paths: %d, %d",
+		d, blackouts, falseFailovers, gap1.Round(time.Millisecond), gap2.Round(time.Millisecond), lost1, lost2)
+	if os.Getenv("HBD_SOAK_REPORT") != "" {
+		os.WriteFile(os.Getenv("HBD_SOAK_REPORT"), []byte("false_failovers="+strconv.Itoa(falseFailovers)+" worst_gap="+max(gap1, gap2).String()+"\n"), 0o644)
+	}
+	if falseFailovers != 0 || st1.State != "MASTER" || st2.State != "BACKUP" {
+		t.Errorf("false failover under loss: pc01 %s epoch %d, pc02 %s epoch %d", st1.State, st1.Epoch, st2.State, st2.Epoch)
+	}
+}

@@ -1,0 +1,269 @@
+package keepalived
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/config"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestGolden imports every testdata/*.conf and compares the YAML with
+// NAME.yaml and the warnings with NAME.warnings; each result must also be
+// a valid hbd config.
+func TestGolden(t *testing.T) {
+	confs, err := filepath.Glob("testdata/*.conf")
+	if err != nil || len(confs) == 0 {
+		t.Fatalf("no testdata/*.conf: %v", err)
+	}
+	key := filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("k", 64)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, conf := range confs {
+		base := strings.TrimSuffix(conf, ".conf")
+		t.Run(filepath.Base(base), func(t *testing.T) {
+			src, err := os.ReadFile(conf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			node := ""
+			if strings.HasSuffix(base, "basic") {
+				node = "pc01"
+			}
+			res, err := Import(src, Options{File: conf, Node: node})
+			if err != nil {
+				t.Fatalf("Import: %v", err)
+			}
+			var warns bytes.Buffer
+			for _, w := range res.Warnings {
+				warns.WriteString(w.String() + "\n")
+			}
+			golden(t, base+".yaml", res.YAML)
+			golden(t, base+".warnings", warns.Bytes())
+
+			// The output is a valid hbd config (with the key moved to a
+			// temp file).
+			y := bytes.Replace(res.YAML, []byte("auth_key_file: /etc/hbd/key"), []byte("auth_key_file: "+key), 1)
+			pr, err := config.Parse(y, base+".yaml", config.Options{InterfaceMayBeMissing: true,
+				Hostname: func() (string, error) { return "host", nil }})
+			if err != nil {
+				t.Fatalf("imported config does not pass config.Parse: %v\n%s", err, y)
+			}
+			if len(pr.Config.Tracks) == 0 && bytes.Contains(src, []byte("track_")) {
+				t.Error("tracks were lost")
+			}
+		})
+	}
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./keepalived -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test ./keepalived -update rewrites it)\n--- got:\n%s\n--- want:\n%s", path, got, want)
+	}
+}
+
+const good = `vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    unicast_src_ip 198.51.100.11
+    unicast_peer {
+        198.51.100.12
+    }
+    virtual_ipaddress {
+        198.51.100.10/24
+    }
+%s
+}
+%s
+`
+
+// TestErrors checks that what cannot be mapped gives an error naming the
+// line and the keyword.
+func TestErrors(t *testing.T) {
+	inInstance := func(s string) string { return strings.Replace(strings.Replace(good, "%s", s, 1), "%s", "", 1) }
+	atTop := func(s string) string { return strings.Replace(strings.Replace(good, "%s", "", 1), "%s", s, 1) }
+	tracked := func(s string) string {
+		return strings.Replace(strings.Replace(good, "%s", "    track_script {\n        s\n    }", 1), "%s", s, 1)
+	}
+	for _, tc := range []struct {
+		name, src string
+		want      []string // substrings of the error
+	}{
+		{"two instances", atTop("vrrp_instance VI_2 {\n interface eth1\n}"), []string{":14: vrrp_instance: a second VRRP instance (the first is on line 1)"}},
+		{"sync group", atTop("vrrp_sync_group G {\n group {\n VI_1\n }\n}"), []string{":14: vrrp_sync_group: not supported"}},
+		{"lvs", atTop("virtual_server 198.51.100.10 80 {\n delay_loop 6\n}"), []string{":14: virtual_server: LVS load balancing"}},
+		{"include", atTop("include /etc/keepalived/other.conf"), []string{":14: include: not followed"}},
+		{"multicast", strings.Replace(strings.Replace(good, "    unicast_peer {\n        198.51.100.12\n    }\n", "", 1), "%s", "", 2),
+			[]string{":1: vrrp_instance: no unicast_peer block: this instance uses multicast VRRP"}},
+		{"multicast src", strings.Replace(strings.Replace(strings.Replace(good, "    unicast_peer {\n        198.51.100.12\n    }\n", "", 1), "%s", "    mcast_src_ip 198.51.100.11", 1), "%s", "", 1),
+			[]string{":9: mcast_src_ip: multicast VRRP"}},
+		{"shell pipe", tracked("vrrp_script s {\n script \"/usr/bin/pgrep nginx | /usr/bin/wc -l\"\n}") + "", []string{":17: script: command \"/usr/bin/pgrep nginx | /usr/bin/wc -l\" needs a shell (\"|\")"}},
+		{"shell redirect", tracked("vrrp_script s {\n script \"</dev/tcp/127.0.0.1/80\"\n}"), []string{":17: script: command \"</dev/tcp/127.0.0.1/80\" needs a shell"}},
+		{"shell variable", inInstance(`    notify_master "/usr/bin/logger $HOSTNAME"`), []string{":12: notify_master: command \"/usr/bin/logger $HOSTNAME\" needs a shell (\"$\")"}},
+		{"relative program", inInstance(`    notify_master "killall -HUP nginx"`), []string{"notify_master: command \"killall -HUP nginx\": the program must be an absolute path"}},
+		{"unknown script", inInstance("    track_script {\n        chk_missing\n    }"), []string{":13: chk_missing: no vrrp_script \"chk_missing\" is defined"}},
+		{"vip on another dev", inInstance("    virtual_ipaddress {\n        198.51.100.11/24 dev eth1\n    }"), []string{":13: 198.51.100.11/24: dev eth1: hbd holds every VIP on the one interface (eth0)"}},
+		{"bad vip", inInstance("    virtual_ipaddress {\n        198.51.100.300\n    }"), []string{":13: 198.51.100.300: not an address"}},
+		{"routes", inInstance("    virtual_routes {\n        default via 198.51.100.1\n    }"), []string{":12: virtual_routes: hbd does not move routes"}},
+		{"vmac", inInstance("    use_vmac"), []string{":12: use_vmac: virtual MAC addresses are not supported"}},
+		{"unknown keyword", inInstance("    frobnicate 3"), []string{":12: frobnicate: unknown vrrp_instance keyword"}},
+		{"reverse weight", inInstance("    track_interface {\n        eth1 weight 10 reverse\n    }"), []string{":13: weight: `reverse` is not supported"}},
+		{"no src", strings.Replace(inInstance(""), "    unicast_src_ip 198.51.100.11\n", "", 1), []string{":1: vrrp_instance: no unicast_src_ip"}},
+		{"no vrid", strings.Replace(inInstance(""), "    virtual_router_id 51\n", "", 1), []string{"no virtual_router_id"}},
+		{"bad priority", strings.Replace(inInstance(""), "priority 150", "priority 300", 1), []string{":4: priority: \"300\" is not a number from 1 to 255"}},
+		{"bad advert", strings.Replace(inInstance(""), "priority 150", "advert_int fast", 1), []string{":4: advert_int: \"fast\" is not a number of seconds"}},
+		{"unclosed", "vrrp_instance X {\n interface eth0\n", []string{":1: vrrp_instance: block is never closed"}},
+		{"stray brace", "}\n", []string{":1: }: closes a block that was never opened"}},
+		{"quote", "vrrp_instance X {\n notify \"/bin/x\n}\n", []string{":2: notify: unterminated double quote"}},
+		{"empty", "! nothing here\n", []string{"no vrrp_instance block"}},
+		{"several at once", atTop("vrrp_sync_group G {\n}\nvirtual_server 198.51.100.10 80 {\n}"), []string{":14: vrrp_sync_group", ":16: virtual_server"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Import([]byte(tc.src), Options{File: "keepalived.conf"})
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("err = %v, want Problems\n%s", err, tc.src)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error\n%v\ndoes not contain %q\ninput:\n%s", err, w, tc.src)
+				}
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	src := strings.Replace(strings.Replace(good, "%s", "    garp_master_delay 1\n    smtp_alert\n    dont_track_primary", 1), "%s", "static_routes {\n}\n", 1)
+	res, err := Import([]byte(src), Options{File: "k.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, w := range res.Warnings {
+		all = append(all, w.String())
+	}
+	got := strings.Join(all, "\n")
+	for _, want := range []string{
+		"k.conf:12: warning: garp_master_delay: ignored",
+		"k.conf:13: warning: smtp_alert: ignored",
+		"k.conf:14: warning: dont_track_primary: ignored",
+		"k.conf:16: warning: static_routes: ignored",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("warnings\n%s\ndo not contain %q", got, want)
+		}
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	for _, tc := range []struct {
+		raw  string
+		want []string
+		err  string
+	}{
+		{`"/usr/bin/killall -0 haproxy"`, []string{"/usr/bin/killall", "-0", "haproxy"}, ""},
+		{`/usr/bin/x 'two words' "and more"`, []string{"/usr/bin/x", "two words", "and more"}, ""},
+		{`"/usr/bin/x 'a|b' c"`, []string{"/usr/bin/x", "a|b", "c"}, ""},
+		{`"/usr/bin/a && /usr/bin/b"`, nil, "needs a shell"},
+		{`"/usr/bin/a > /tmp/x"`, nil, "needs a shell"},
+		{`"/usr/bin/a *.log"`, nil, "needs a shell"},
+		{"\"/usr/bin/a `id`\"", nil, "needs a shell"},
+		{`"FOO=1 /usr/bin/a"`, nil, "variable assignment"},
+		{`"/usr/bin/a 'open"`, nil, "unterminated ' quote"},
+		{`"check.sh"`, nil, "absolute path"},
+	} {
+		stmts, err := parse("x", []byte("script "+tc.raw+"\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.raw, err)
+		}
+		got, err := splitCommand(stmts[0])
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("splitCommand(%s) = %q, %v; want error %q", tc.raw, got, err, tc.err)
+		case tc.err == "" && (err != nil || strings.Join(got, "\x00") != strings.Join(tc.want, "\x00")):
+			t.Errorf("splitCommand(%s) = %q, %v; want %q", tc.raw, got, err, tc.want)
+		}
+	}
+}
+
+func TestDeadAfter(t *testing.T) {
+	for _, tc := range []struct {
+		advert time.Duration
+		prio   int
+		want   time.Duration
+	}{
+		{time.Second, 255, 3004 * time.Millisecond}, // 3 + 1/256 s = 3.0039s, rounded
+		{time.Second, 100, 3609 * time.Millisecond},
+		{time.Second, 1, 3996 * time.Millisecond},
+		{100 * time.Millisecond, 150, 341 * time.Millisecond},
+	} {
+		if got := deadAfter(tc.advert, tc.prio); got != tc.want {
+			t.Errorf("deadAfter(%v, %d) = %v, want %v", tc.advert, tc.prio, got, tc.want)
+		}
+		if got := deadAfter(tc.advert, tc.prio); got < 2*tc.advert {
+			t.Errorf("deadAfter(%v, %d) = %v < 2 × interval", tc.advert, tc.prio, got)
+		}
+	}
+}
+
+// TestDocExample keeps the worked example in docs/keepalived.md true: its
+// keepalived.conf, imported, gives exactly the YAML and messages shown.
+func TestDocExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/keepalived.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	block := func(after, fence string) string {
+		t.Helper()
+		i := strings.Index(doc, after)
+		if i < 0 {
+			t.Fatalf("docs/keepalived.md has no %q", after)
+		}
+		j := strings.Index(doc[i:], fence+"\n")
+		if j < 0 {
+			t.Fatalf("docs/keepalived.md: no %s block after %q", fence, after)
+		}
+		start := i + j + len(fence) + 1
+		end := strings.Index(doc[start:], "```")
+		return doc[start : start+end]
+	}
+	conf := block("Example: this keepalived.conf", "```")
+	msgs := block("becomes, with these notes and warnings", "```text")
+	yml := block("becomes, with these notes and warnings", "```yaml")
+	res, err := Import([]byte(conf), Options{File: "-", Node: "pc01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.YAML) != yml {
+		t.Errorf("docs/keepalived.md shows\n%s\nbut the import gives\n%s", yml, res.YAML)
+	}
+	var got strings.Builder
+	for _, w := range res.Warnings {
+		got.WriteString(w.String() + "\n")
+	}
+	if got.String() != msgs {
+		t.Errorf("docs/keepalived.md shows messages\n%s\nbut the import gives\n%s", msgs, got.String())
+	}
+}

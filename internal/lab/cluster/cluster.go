@@ -1,0 +1,332 @@
+// Package cluster runs a real hbd pair in a lab: on each host the real
+// `hbd run` and `hbd webapp`, a real redis-server on the redis host, and a
+// client, with configs written into the lab's directory. The e2e tests, the
+// `hbd-lab` demo and the benchmark share it.
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/control"
+	"github.com/hbdproject/hbd/internal/lab"
+)
+
+// Port is the web app's port on every host (and so on the VIP).
+const Port = 8080
+
+// Options shape a cluster. Zero values take the defaults noted.
+type Options struct {
+	Bin       string            // the hbd binary; required
+	Nodes     []string          // default pc01, pc02
+	Priority  map[string]int    // default 150 for the first node, 100 for the others
+	Interval  time.Duration     // default: hbd's (5ms)
+	DeadAfter time.Duration     // default: hbd's (300ms)
+	HoldDown  time.Duration     // default: hbd's (1s)
+	Preempt   *bool             // default: hbd's (true)
+	Lifetime  time.Duration     // VIP lifetime; default: hbd's (2s)
+	NoWebapp  bool              // don't start the web app (nor its track and drain)
+	AppTrack  bool              // track the web app's /healthz with fault: true (interval 100ms, rise 2, fall 2)
+	Extra     map[string]string // extra YAML appended to a node's config
+	ExtraPeer map[string][]string
+	Version   string // web app version string; default "v1"
+	Metrics   bool   // serve metrics on 127.0.0.1:9707 in each host namespace
+}
+
+// Node is one hbd host.
+type Node struct {
+	Name   string
+	Config string // path of its hbd.yaml
+	Socket string // control socket
+	Hbd    *lab.Proc
+	App    *lab.Proc
+}
+
+// Cluster is a running pair (or group).
+type Cluster struct {
+	Lab   *lab.Lab
+	Opts  Options
+	Key   string
+	Redis string // redis address
+	Nodes map[string]*Node
+	order []string
+}
+
+// VIP4 and VIP6 are the cluster's VIPs.
+var (
+	VIP4 = lab.VIP4
+	VIP6 = lab.VIP6
+)
+
+// URL is the web app's URL through the IPv4 VIP.
+func URL(path string) string { return fmt.Sprintf("http://%s:%d%s", VIP4.Addr(), Port, path) }
+
+// URL6 is the web app's URL through the IPv6 VIP.
+func URL6(path string) string {
+	return fmt.Sprintf("http://[%s]:%d%s", VIP6.Addr(), Port, path)
+}
+
+// Start writes the configs and starts Redis, the web apps and the daemons.
+// It returns once every daemon's control socket answers; it does not wait
+// for an election.
+func Start(ctx context.Context, l *lab.Lab, o Options) (*Cluster, error) {
+	if o.Bin == "" {
+		return nil, errors.New("cluster: Options.Bin is required")
+	}
+	if len(o.Nodes) == 0 {
+		o.Nodes = []string{"pc01", "pc02"}
+	}
+	if o.Version == "" {
+		o.Version = "v1"
+	}
+	c := &Cluster{Lab: l, Opts: o, Nodes: map[string]*Node{}, order: slices.Clone(o.Nodes)}
+	c.Key = filepath.Join(l.Dir(), "hbd.key")
+	key := make([]byte, 32)
+	rand.Read(key)
+	if err := os.WriteFile(c.Key, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("cluster: writing the key: %w", err)
+	}
+	if !o.NoWebapp {
+		addr, err := l.StartRedis(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: starting redis: %w", err)
+		}
+		c.Redis = addr
+	}
+	for i, name := range o.Nodes {
+		n := &Node{Name: name, Config: filepath.Join(l.Dir(), name+".yaml"), Socket: filepath.Join(l.Dir(), name+".sock")}
+		c.Nodes[name] = n
+		prio := 100
+		if i == 0 {
+			prio = 150
+		}
+		if p, ok := o.Priority[name]; ok {
+			prio = p
+		}
+		if err := os.WriteFile(n.Config, []byte(c.config(n, prio)), 0o644); err != nil {
+			return nil, fmt.Errorf("cluster: writing %s: %w", n.Config, err)
+		}
+		if !o.NoWebapp {
+			if err := c.StartApp(name, o.Version); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, name := range o.Nodes {
+		if err := c.StartHbd(ctx, name); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+func (c *Cluster) config(n *Node, prio int) string {
+	h := c.Lab.Host(n.Name)
+	var peers []string
+	for _, other := range c.order {
+		if other != n.Name {
+			peers = append(peers, c.Lab.Host(other).IPv4.String())
+		}
+	}
+	peers = append(peers, c.Opts.ExtraPeer[n.Name]...)
+	var b strings.Builder
+	fmt.Fprintf(&b, "node: %s\npriority: %d\ninterface: %s\nvips: [%s, %q]\n", n.Name, prio, lab.HostIf, VIP4, VIP6.String())
+	fmt.Fprintf(&b, "listen: %s\npeers: [%s]\nauth_key_file: %s\ncontrol_socket: %s\n", h.IPv4, strings.Join(peers, ", "), c.Key, n.Socket)
+	if c.Opts.Metrics {
+		b.WriteString("metrics: 127.0.0.1:9707\n")
+	} else {
+		b.WriteString("metrics: \"\"\n")
+	}
+	if c.Opts.Interval > 0 {
+		fmt.Fprintf(&b, "interval: %s\n", c.Opts.Interval)
+	}
+	if c.Opts.DeadAfter > 0 {
+		fmt.Fprintf(&b, "dead_after: %s\n", c.Opts.DeadAfter)
+	}
+	if c.Opts.HoldDown > 0 {
+		fmt.Fprintf(&b, "hold_down: %s\n", c.Opts.HoldDown)
+	}
+	if c.Opts.Lifetime > 0 {
+		fmt.Fprintf(&b, "vip_lifetime: %s\n", c.Opts.Lifetime)
+	}
+	if c.Opts.Preempt != nil {
+		fmt.Fprintf(&b, "preempt: %v\n", *c.Opts.Preempt)
+	}
+	if !c.Opts.NoWebapp {
+		if c.Opts.AppTrack {
+			fmt.Fprintf(&b, "tracks:\n  - name: webapp\n    type: http\n    url: http://127.0.0.1:%d/healthz\n    interval: 100ms\n    rise: 2\n    fall: 2\n    fault: true\n", Port)
+		}
+		b.WriteString("drain:\n  url: http://127.0.0.1:8081/admin/drain\n  inflight_url: http://127.0.0.1:8081/admin/inflight\n  undrain_url: http://127.0.0.1:8081/admin/undrain\n  timeout: 5s\n")
+	}
+	b.WriteString(c.Opts.Extra[n.Name])
+	return b.String()
+}
+
+// StartHbd starts (or restarts) a node's daemon and waits for its control
+// socket.
+func (c *Cluster) StartHbd(ctx context.Context, name string) error {
+	n := c.Nodes[name]
+	p, err := c.Lab.Start(name, []string{c.Opts.Bin, "run", "-c", n.Config}, lab.ProcOptions{Name: "hbd"})
+	if err != nil {
+		return fmt.Errorf("cluster: starting hbd on %s: %w", name, err)
+	}
+	n.Hbd = p
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := c.Status(ctx, name); err == nil {
+			return nil
+		}
+		if p.Exited() {
+			return fmt.Errorf("cluster: hbd on %s exited (code %d); see %s", name, p.ExitCode(), p.LogPath())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster: hbd on %s did not open its control socket within 10s; see %s", name, p.LogPath())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StartApp starts (or restarts) a node's web app with a version string and
+// waits until it answers /healthz on the host's own address.
+func (c *Cluster) StartApp(name, version string) error {
+	n := c.Nodes[name]
+	p, err := c.Lab.Start(name, []string{c.Opts.Bin, "webapp", "--node", name, "--version", version,
+		"--listen", fmt.Sprintf(":%d", Port), "--redis", "redis://" + c.Redis + "/0", "--drain-timeout", "3s"}, lab.ProcOptions{Name: "webapp"})
+	if err != nil {
+		return fmt.Errorf("cluster: starting the web app on %s: %w", name, err)
+	}
+	n.App = p
+	client := c.Lab.HTTPClient(name, false, time.Second)
+	url := fmt.Sprintf("http://%s:%d/healthz", c.Lab.Host(name).IPv4, Port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if p.Exited() {
+			return fmt.Errorf("cluster: web app on %s exited (code %d); see %s", name, p.ExitCode(), p.LogPath())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster: web app on %s not healthy within 10s; see %s", name, p.LogPath())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// KillHbd sends SIGKILL to a node's daemon and waits for it to die.
+func (c *Cluster) KillHbd(name string) error { return kill(c.Nodes[name].Hbd) }
+
+// KillApp sends SIGKILL to a node's web app and waits for it to die.
+func (c *Cluster) KillApp(name string) error { return kill(c.Nodes[name].App) }
+
+func kill(p *lab.Proc) error {
+	if p == nil {
+		return errors.New("cluster: no such process")
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		return err
+	}
+	p.Wait(5 * time.Second) // its error is the kill itself
+	if !p.Exited() {
+		return fmt.Errorf("cluster: pid %d survived SIGKILL", p.PID())
+	}
+	return nil
+}
+
+// Holds reports whether a node holds the IPv4 VIP.
+func (c *Cluster) Holds(name string) bool {
+	ok, err := c.Lab.HasAddr(name, lab.HostIf, VIP4)
+	return err == nil && ok
+}
+
+// Holders lists the nodes holding the IPv4 VIP now.
+func (c *Cluster) Holders() []string {
+	var hs []string
+	for _, n := range c.order {
+		if c.Holds(n) {
+			hs = append(hs, n)
+		}
+	}
+	return hs
+}
+
+// WaitOnlyHolder waits until name alone holds the VIP and returns how long
+// that took.
+func (c *Cluster) WaitOnlyHolder(name string, limit time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for {
+		h := c.Holders()
+		if len(h) == 1 && h[0] == name {
+			return time.Since(start), nil
+		}
+		if time.Since(start) > limit {
+			return time.Since(start), fmt.Errorf("cluster: %s is not the only VIP holder after %s (holders %v)", name, limit, h)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Status asks a node's daemon for its status.
+func (c *Cluster) Status(ctx context.Context, name string) (*control.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	r, err := control.Call(ctx, c.Nodes[name].Socket, control.Request{Cmd: control.CmdStatus})
+	if err != nil {
+		return nil, err
+	}
+	if !r.OK {
+		return nil, errors.New(r.Error)
+	}
+	return r.Status, nil
+}
+
+// Handover asks node from to hand the VIP over (to "" = the best standby).
+func (c *Cluster) Handover(ctx context.Context, from, to string, timeout time.Duration) (*control.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout+5*time.Second)
+	defer cancel()
+	return control.Call(ctx, c.Nodes[from].Socket, control.Request{Cmd: control.CmdHandover, To: to, Timeout: control.Duration(timeout)})
+}
+
+// Client returns an HTTP client in the client namespace.
+func (c *Cluster) Client(keepAlive bool, timeout time.Duration) *http.Client {
+	return c.Lab.HTTPClient("client", keepAlive, timeout)
+}
+
+// ServedBy GETs /api/whoami through the VIP and returns the X-Served-By.
+func (c *Cluster) ServedBy(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.Client(false, 2*time.Second).Do(req)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return resp.Header.Get(lab.HeaderServedBy), nil
+}
+
+// ClientNeigh is the client's neighbour entry (MAC) for the VIP.
+func (c *Cluster) ClientNeigh(vip netip.Addr) (string, error) {
+	mac, err := c.Lab.Neigh("client", vip)
+	if err != nil {
+		return "", err
+	}
+	return mac.String(), nil
+}

@@ -1,0 +1,263 @@
+// Package packaging builds hbd's Debian package: it lays out the binary,
+// the systemd units, the example configuration and the docs in a staging
+// tree, writes the control files (control, conffiles, md5sums, maintainer
+// scripts) and calls Debian's dpkg-deb to pack them. `go run
+// ./internal/packaging/mkdeb` is its command.
+package packaging
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"debug/elf"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hbdproject/hbd/systemd"
+)
+
+//go:embed debian/postinst debian/prerm debian/postrm debian/hbd.sysusers
+var debianFiles embed.FS
+
+// Spec says what to pack.
+type Spec struct {
+	// Version is the Debian version, e.g. 1.2.0 or 0.0.0~git20260101.abcdef0.
+	Version string
+	// Arch is the Debian architecture of Binary: amd64, arm64, …
+	Arch string
+	// Binary is the hbd executable built for Arch.
+	Binary string
+	// DocsDir holds the Markdown docs to install in /usr/share/doc/hbd
+	// (install.md, config.md, runbooks.md, keepalived.md, how-it-works.md).
+	DocsDir string
+	// OutDir receives hbd_<version>_<arch>.deb.
+	OutDir string
+}
+
+// Docs are the files of DocsDir the package carries.
+var Docs = []string{"install.md", "config.md", "runbooks.md", "keepalived.md", "how-it-works.md"}
+
+// Conffiles are the package's configuration files: dpkg keeps an admin's
+// changes to them across upgrades.
+var Conffiles = []string{"/etc/hbd/hbd.yaml", "/etc/hbd/webapp.env"}
+
+var (
+	versionRE = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~-]*$`)
+	commitRE  = regexp.MustCompile(`^[0-9a-f]*[a-f][0-9a-f]*$`)
+)
+
+// DebianVersion turns a version in git-describe form into a valid Debian
+// version: a leading "v" goes, hyphens become "+", and a version that does
+// not start with a digit, or is a bare commit id, gets a "0.0.0~" prefix
+// ("dev" → "0.0.0~dev", "0d8a961-dirty" → "0.0.0~0d8a961+dirty").
+func DebianVersion(s string) string {
+	s = strings.TrimPrefix(strings.TrimSpace(s), "v")
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r == '-' || r == '_':
+			return '+'
+		case r >= '0' && r <= '9', r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '.', r == '+', r == '~':
+			return r
+		}
+		return -1
+	}, s)
+	head, _, _ := strings.Cut(s, "+")
+	if s == "" || s[0] < '0' || s[0] > '9' || commitRE.MatchString(head) {
+		s = "0.0.0~" + s // "dev", or a bare commit from git describe --always
+	}
+	return strings.TrimSuffix(s, "~")
+}
+
+// checkStatic refuses a dynamically linked binary: the package declares no
+// dependencies, so the binary must need no libc (build with CGO_ENABLED=0).
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("packaging: %s is not an ELF executable: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("packaging: %s is dynamically linked; build it with CGO_ENABLED=0 (the package depends on nothing)", path)
+		}
+	}
+	return nil
+}
+
+// file is one file of the package's data.
+type file struct {
+	path string // absolute, in the installed system
+	mode os.FileMode
+	data []byte
+}
+
+// Build writes the package and returns its path. It needs dpkg-deb.
+func Build(ctx context.Context, s Spec) (string, error) {
+	if !versionRE.MatchString(s.Version) {
+		return "", fmt.Errorf("packaging: version %q: a Debian version starts with a digit and uses only letters, digits and . + ~ -", s.Version)
+	}
+	if s.Arch == "" {
+		return "", fmt.Errorf("packaging: no architecture")
+	}
+	if err := checkStatic(s.Binary); err != nil {
+		return "", err
+	}
+	files, err := s.files()
+	if err != nil {
+		return "", err
+	}
+	stage, err := os.MkdirTemp("", "hbd-deb-")
+	if err != nil {
+		return "", fmt.Errorf("packaging: making the staging dir: %w", err)
+	}
+	defer os.RemoveAll(stage)
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return "", err
+	}
+
+	var sums bytes.Buffer
+	size := int64(0)
+	for _, f := range files {
+		if err := writeFile(filepath.Join(stage, f.path), f.data, f.mode); err != nil {
+			return "", err
+		}
+		sum := md5.Sum(f.data)
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(sum[:]), strings.TrimPrefix(f.path, "/"))
+		size += (int64(len(f.data)) + 1023) / 1024
+	}
+	control := []file{
+		{"DEBIAN/control", 0o644, []byte(s.control(size))},
+		{"DEBIAN/conffiles", 0o644, []byte(strings.Join(Conffiles, "\n") + "\n")},
+		{"DEBIAN/md5sums", 0o644, sums.Bytes()},
+	}
+	for _, script := range []string{"postinst", "prerm", "postrm"} {
+		b, err := debianFiles.ReadFile("debian/" + script)
+		if err != nil {
+			return "", err
+		}
+		control = append(control, file{"DEBIAN/" + script, 0o755, b})
+	}
+	for _, f := range control {
+		if err := writeFile(filepath.Join(stage, f.path), f.data, f.mode); err != nil {
+			return "", err
+		}
+	}
+	if err := os.MkdirAll(s.OutDir, 0o755); err != nil {
+		return "", fmt.Errorf("packaging: %w", err)
+	}
+	out := filepath.Join(s.OutDir, fmt.Sprintf("hbd_%s_%s.deb", s.Version, s.Arch))
+	cmd := exec.CommandContext(ctx, "dpkg-deb", "--root-owner-group", "-Zxz", "--build", stage, out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("packaging: dpkg-deb --build: %w\n%s", err, msg)
+	}
+	return out, nil
+}
+
+// writeFile writes data at p with exactly mode (whatever the umask), making
+// the parent directories 0755.
+func writeFile(p string, data []byte, mode os.FileMode) error {
+	if err := mkdirs(filepath.Dir(p)); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, data, mode); err != nil {
+		return fmt.Errorf("packaging: %w", err)
+	}
+	return os.Chmod(p, mode)
+}
+
+func mkdirs(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		return nil
+	}
+	if err := mkdirs(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
+		return fmt.Errorf("packaging: %w", err)
+	}
+	return os.Chmod(dir, 0o755)
+}
+
+// files lists the package's data files.
+func (s Spec) files() ([]file, error) {
+	bin, err := os.ReadFile(s.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("packaging: reading the hbd binary: %w", err)
+	}
+	fromFS := func(fsys fs.FS, name string) ([]byte, error) {
+		b, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, fmt.Errorf("packaging: %w", err)
+		}
+		return b, nil
+	}
+	files := []file{{"/usr/bin/hbd", 0o755, bin}}
+	add := func(fsys fs.FS, name, dest string, mode os.FileMode) error {
+		b, err := fromFS(fsys, name)
+		if err == nil {
+			files = append(files, file{dest, mode, b})
+		}
+		return err
+	}
+	for _, a := range []struct {
+		fsys       fs.FS
+		name, dest string
+		mode       os.FileMode
+	}{
+		// /usr/lib, not /lib: the same directory on a merged-/usr bookworm,
+		// and the only one allowed from trixie on.
+		{systemd.Files, "hbd.service", "/usr/lib/systemd/system/hbd.service", 0o644},
+		{systemd.Files, "hbd-webapp.service", "/usr/lib/systemd/system/hbd-webapp.service", 0o644},
+		{systemd.Files, "pc01.yaml", "/etc/hbd/hbd.yaml", 0o644},
+		// May hold the Redis password; systemd reads it as root.
+		{systemd.Files, "webapp.env", "/etc/hbd/webapp.env", 0o600},
+		{systemd.Files, "pc01.yaml", "/usr/share/doc/hbd/examples/pc01.yaml", 0o644},
+		{systemd.Files, "pc02.yaml", "/usr/share/doc/hbd/examples/pc02.yaml", 0o644},
+		{systemd.Files, "webapp.env", "/usr/share/doc/hbd/examples/webapp.env", 0o644},
+		{debianFiles, "debian/hbd.sysusers", "/usr/lib/sysusers.d/hbd.conf", 0o644},
+	} {
+		if err := add(a.fsys, a.name, a.dest, a.mode); err != nil {
+			return nil, err
+		}
+	}
+	docs := os.DirFS(s.DocsDir)
+	for _, d := range Docs {
+		if err := add(docs, d, path.Join("/usr/share/doc/hbd", d), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+	return files, nil
+}
+
+func (s Spec) control(installedKiB int64) string {
+	return fmt.Sprintf(`Package: hbd
+Version: %s
+Architecture: %s
+Maintainer: The hbd project <hbd@example.org>
+Installed-Size: %d
+Suggests: redis-server
+Section: net
+Priority: optional
+Homepage: https://github.com/hbdproject/hbd
+Description: keeps a virtual IP alive across two hosts
+ hbd is a small daemon in the spirit of keepalived: two hosts exchange
+ authenticated heartbeats over UDP and TCP, the master holds a virtual IP
+ and announces it with gratuitous ARP / unsolicited neighbour
+ advertisements, and a standby takes it over within a fraction of a second
+ when the master, its link or its app fails. Planned handovers drain the
+ local app first, so updates need no maintenance window.
+ .
+ The package also carries the demo web app (hbd webapp, sessions in Redis)
+ and its unit, and hbd import-keepalived to convert a keepalived.conf.
+`, s.Version, s.Arch, installedKiB)
+}

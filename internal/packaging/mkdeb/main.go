@@ -1,0 +1,91 @@
+// Command mkdeb builds dist/hbd_<version>_<arch>.deb: it compiles cmd/hbd
+// (static, trimmed) unless given -bin, and packs it with the units, the
+// example configuration and the docs. Run it from the repository root:
+//
+//	go run ./internal/packaging/mkdeb [-version 1.2.0] [-arch amd64] [-out dist]
+//
+// A -version in git-describe form (v1.2.0, v1.2.0-3-gabcdef0-dirty) is
+// turned into a Debian version (1.2.0, 1.2.0+3+gabcdef0+dirty).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/packaging"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "mkdeb:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	version := flag.String("version", "", "Debian `version` (default: from git describe, or 0.0.0~gitDATE.COMMIT)")
+	arch := flag.String("arch", "amd64", "Debian `architecture` (amd64 or arm64); also GOARCH of the build")
+	out := flag.String("out", "dist", "output `directory`")
+	bin := flag.String("bin", "", "a prebuilt, statically linked hbd `binary` (default: build ./cmd/hbd with CGO_ENABLED=0)")
+	docs := flag.String("docs", "docs", "`directory` of the Markdown docs")
+	flag.Parse()
+
+	ctx := context.Background()
+	if *version == "" {
+		*version = gitVersion(ctx)
+	}
+	*version = packaging.DebianVersion(*version)
+	if *bin == "" {
+		dir, err := os.MkdirTemp("", "hbd-mkdeb-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		*bin = filepath.Join(dir, "hbd")
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w -X main.version="+*version, "-o", *bin, "./cmd/hbd")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+*arch)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("go build ./cmd/hbd: %w", err)
+		}
+	}
+	deb, err := packaging.Build(ctx, packaging.Spec{Version: *version, Arch: *arch, Binary: *bin, DocsDir: *docs, OutDir: *out})
+	if err != nil {
+		return err
+	}
+	fmt.Println(deb)
+	return nil
+}
+
+// gitVersion derives a Debian version: a tag v1.2.3 gives 1.2.3 (with
+// +gitN.COMMIT past it), no tag gives 0.0.0~gitDATE.COMMIT.
+func gitVersion(ctx context.Context) string {
+	out, err := exec.CommandContext(ctx, "git", "describe", "--tags", "--match", "v[0-9]*", "--long").Output()
+	if err == nil {
+		// v1.2.3-4-gabcdef0
+		s := strings.TrimPrefix(strings.TrimSpace(string(out)), "v")
+		parts := strings.Split(s, "-")
+		if n := len(parts); n >= 3 {
+			tag, count, commit := strings.Join(parts[:n-2], "~"), parts[n-2], strings.TrimPrefix(parts[n-1], "g")
+			if count == "0" {
+				return tag
+			}
+			return fmt.Sprintf("%s+git%s.%s", tag, count, commit)
+		}
+	}
+	commit := "unknown"
+	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short=7", "HEAD").Output(); err == nil {
+		commit = strings.TrimSpace(string(out))
+	}
+	date := time.Now().UTC().Format("20060102")
+	if out, err := exec.CommandContext(ctx, "git", "log", "-1", "--format=%cd", "--date=format:%Y%m%d").Output(); err == nil {
+		date = strings.TrimSpace(string(out))
+	}
+	return fmt.Sprintf("0.0.0~git%s.%s", date, commit)
+}
