@@ -125,8 +125,8 @@ func syntaxError(err error) *FieldError {
 
 // index maps field paths to the lines they are written on, and back.
 type index struct {
-	lines  map[string]int // "tracks[0].interval" -> line of its value
-	fields map[int]string // line of a key -> its path
+	lines  map[string]int    // "tracks[0].interval" -> line of its value
+	fields map[int]string    // line of a key -> its path
 	values map[[2]int]string // line and column of a scalar value -> its path
 }
 

@@ -9,10 +9,10 @@ import (
 	"sort"
 	"time"
 
-	"github.com/hbdproject/hbd/internal/control"
-	"github.com/hbdproject/hbd/internal/drain"
 	"github.com/hbdproject/hbd/heartbeat"
 	"github.com/hbdproject/hbd/heartbeat/election"
+	"github.com/hbdproject/hbd/internal/control"
+	"github.com/hbdproject/hbd/internal/drain"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 

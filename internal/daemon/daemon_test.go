@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/heartbeat"
+	"github.com/hbdproject/hbd/internal/config"
 )
 
 func TestReasonLabelsAreBounded(t *testing.T) {

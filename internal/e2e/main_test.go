@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hbdproject/hbd/internal/testenv"
 	"github.com/hbdproject/hbd/internal/lab"
 	"github.com/hbdproject/hbd/internal/lab/cluster"
+	"github.com/hbdproject/hbd/internal/testenv"
 )
 
 var hbdBin string

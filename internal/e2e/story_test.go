@@ -14,9 +14,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/hbdproject/hbd/internal/testenv"
 	"github.com/hbdproject/hbd/internal/lab"
 	"github.com/hbdproject/hbd/internal/lab/cluster"
+	"github.com/hbdproject/hbd/internal/testenv"
 )
 
 func TestKill9OfMastersDaemonKeepsSessions(t *testing.T) {

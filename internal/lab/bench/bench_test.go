@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hbdproject/hbd/internal/testenv"
 	"github.com/hbdproject/hbd/internal/lab"
+	"github.com/hbdproject/hbd/internal/testenv"
 )
 
 // hbdBin is the hbd binary TestMain builds for the smoke test.

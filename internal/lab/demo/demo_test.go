@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hbdproject/hbd/internal/testenv"
 	"github.com/hbdproject/hbd/internal/lab"
+	"github.com/hbdproject/hbd/internal/testenv"
 )
 
 var hbdBin string
