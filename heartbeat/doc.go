@@ -32,11 +32,11 @@
 //
 //	m := election.New(ecfg, time.Now())
 //	var seq uint64
-//	send := func(kind heartbeat.Kind, target string) {
+//	send := func(kind election.Kind, target string) {
 //		a := m.Advert()
 //		seq++
 //		f := heartbeat.Frame{Kind: kind, Cluster: cfg.ClusterID,
-//			Flags: heartbeat.Flags(a.Flags), State: uint8(a.State),
+//			Flags: a.Flags, State: a.State,
 //			Priority: uint8(a.Priority), Boot: boot, Seq: seq,
 //			Epoch: a.Epoch, SentAt: time.Now(), Node: cfg.Node, Target: target}
 //		b, _ := f.AppendSigned(buf[:0], key)
@@ -54,7 +54,7 @@
 //				continue // counted in rx.Stats(); log unless Reason(err) is "duplicate" or "stale"
 //			}
 //			acts = m.Receive(msg.At, election.Heard{Node: f.Node,
-//				Kind: election.Kind(f.Kind), Advert: advertOf(f)})
+//				Kind: f.Kind, Advert: advertOf(f)})
 //		case now := <-timer.C:
 //			acts = m.Tick(now)
 //		case <-ctx.Done():
@@ -63,7 +63,7 @@
 //		for _, a := range acts {
 //			switch a.Kind {
 //			case election.ActSend:
-//				send(heartbeat.Kind(a.Frame), a.Target)
+//				send(a.Frame, a.Target)
 //			case election.ActClaim, election.ActRelease, election.ActRefresh, election.ActAnnounce:
 //				// package vip
 //			case election.ActNotify:

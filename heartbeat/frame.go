@@ -9,6 +9,8 @@ import (
 	"hash"
 	"time"
 	"unicode/utf8"
+
+	"github.com/hbdproject/hbd/heartbeat/election"
 )
 
 // Wire format, version 1. All integers are big-endian.
@@ -51,84 +53,14 @@ const (
 	minFrameSize = headerSize + 1 + 1 + 1 + TagSize
 )
 
-// Kind says what a frame announces.
-type Kind uint8
-
-const (
-	// KindHeartbeat is the periodic "I am alive, this is my state" frame.
-	KindHeartbeat Kind = 1
-	// KindBye is sent by a node that stops cleanly, so peers need not wait
-	// for dead_after.
-	KindBye Kind = 2
-	// KindReleased says "I released the VIP for Target" (planned handover).
-	KindReleased Kind = 3
-)
-
-func (k Kind) valid() bool { return k >= KindHeartbeat && k <= KindReleased }
-
-func (k Kind) String() string {
-	switch k {
-	case KindHeartbeat:
-		return "heartbeat"
-	case KindBye:
-		return "bye"
-	case KindReleased:
-		return "released"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
-// Flags is a bit set carried in every frame. Bits this version does not
-// define are carried unchanged and ignored.
-type Flags uint8
-
-const (
-	// FlagReady: my checks pass and my app is healthy; I can take over.
-	FlagReady Flags = 1 << 0
-	// FlagMaintenance: the operator pinned me out of the election.
-	FlagMaintenance Flags = 1 << 1
-	// FlagWantMaster: I outrank the master and want it to hand over to me
-	// (preemption).
-	FlagWantMaster Flags = 1 << 2
-)
-
-// Has reports whether all bits of g are set in f.
-func (f Flags) Has(g Flags) bool { return f&g == g }
-
-func (f Flags) String() string {
-	if f == 0 {
-		return "0"
-	}
-	s := ""
-	add := func(name string) {
-		if s != "" {
-			s += "|"
-		}
-		s += name
-	}
-	for _, b := range []struct {
-		f    Flags
-		name string
-	}{{FlagReady, "ready"}, {FlagMaintenance, "maintenance"}, {FlagWantMaster, "want_master"}} {
-		if f.Has(b.f) {
-			add(b.name)
-			f &^= b.f
-		}
-	}
-	if f != 0 {
-		add(fmt.Sprintf("0x%02x", uint8(f)))
-	}
-	return s
-}
-
 // Frame is one decoded heartbeat message. The zero value is not a valid
 // frame: Kind and Node must be set.
 type Frame struct {
-	Kind     Kind
+	Kind     election.Kind
 	Cluster  uint32 // config cluster_id, like VRRP's virtual_router_id
-	Flags    Flags
-	State    uint8 // the sender's election state; its meaning belongs to package election
-	Priority uint8 // effective priority
+	Flags    election.Flags
+	State    election.State // the sender's election state
+	Priority uint8          // effective priority
 	Boot     uint64
 	Seq      uint64
 	Epoch    uint64
@@ -138,7 +70,7 @@ type Frame struct {
 	// Only the instant survives a round trip: compare with Equal, not ==.
 	SentAt time.Time
 	Node   string // sender's node name, 1..64 bytes of UTF-8
-	Target string // KindReleased: the node the VIP was released for; 0..64 bytes
+	Target string // election.Released: the node the VIP was released for; 0..64 bytes
 }
 
 // Sentinel errors. Returned errors wrap them with detail; branch with
@@ -205,7 +137,7 @@ func checkName(what, s string, min int) error {
 // Validate reports whether f can be encoded: a known kind, a node name of
 // 1..64 bytes and a target of 0..64 bytes, both valid UTF-8.
 func (f *Frame) Validate() error {
-	if !f.Kind.valid() {
+	if !f.Kind.Valid() {
 		return fmt.Errorf("%w: unknown %v", ErrMalformed, f.Kind)
 	}
 	if err := checkName("node", f.Node, 1); err != nil {
@@ -226,7 +158,7 @@ func (f *Frame) sentNanos() int64 {
 func (f *Frame) appendBody(dst []byte) []byte {
 	dst = append(dst, magic0, magic1, Version, byte(f.Kind))
 	dst = binary.BigEndian.AppendUint32(dst, f.Cluster)
-	dst = append(dst, byte(f.Flags), f.State, f.Priority)
+	dst = append(dst, byte(f.Flags), byte(f.State), f.Priority)
 	dst = binary.BigEndian.AppendUint64(dst, f.Boot)
 	dst = binary.BigEndian.AppendUint64(dst, f.Seq)
 	dst = binary.BigEndian.AppendUint64(dst, f.Epoch)
@@ -315,16 +247,16 @@ func parse(b []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(b), MaxFrameSize)
 	}
 	f := Frame{
-		Kind:     Kind(b[3]),
+		Kind:     election.Kind(b[3]),
 		Cluster:  binary.BigEndian.Uint32(b[4:]),
-		Flags:    Flags(b[8]),
-		State:    b[9],
+		Flags:    election.Flags(b[8]),
+		State:    election.State(b[9]),
 		Priority: b[10],
 		Boot:     binary.BigEndian.Uint64(b[11:]),
 		Seq:      binary.BigEndian.Uint64(b[19:]),
 		Epoch:    binary.BigEndian.Uint64(b[27:]),
 	}
-	if !f.Kind.valid() {
+	if !f.Kind.Valid() {
 		return Frame{}, fmt.Errorf("%w: unknown %v", ErrMalformed, f.Kind)
 	}
 	if ns := int64(binary.BigEndian.Uint64(b[35:])); ns != 0 {

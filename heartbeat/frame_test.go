@@ -10,15 +10,17 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hbdproject/hbd/heartbeat/election"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 func testFrame() Frame {
 	return Frame{
-		Kind:     KindHeartbeat,
+		Kind:     election.Heartbeat,
 		Cluster:  42,
-		Flags:    FlagReady | FlagWantMaster,
+		Flags:    election.FlagReady | election.FlagWantMaster,
 		State:    2,
 		Priority: 150,
 		Boot:     0x0123456789abcdef,
@@ -59,10 +61,10 @@ func sameFrame(a, b Frame) bool {
 func TestFrameRoundTrip(t *testing.T) {
 	tests := map[string]func(*Frame){
 		"heartbeat": func(*Frame) {},
-		"bye":       func(f *Frame) { f.Kind = KindBye; f.Flags = 0 },
-		"released":  func(f *Frame) { f.Kind = KindReleased; f.Target = "bravo" },
+		"bye":       func(f *Frame) { f.Kind = election.Bye; f.Flags = 0 },
+		"released":  func(f *Frame) { f.Kind = election.Released; f.Target = "bravo" },
 		"max names": func(f *Frame) {
-			f.Kind = KindReleased
+			f.Kind = election.Released
 			f.Node = strings.Repeat("n", MaxNameLen)
 			f.Target = strings.Repeat("t", MaxNameLen)
 		},
@@ -107,7 +109,7 @@ func TestFrameLayout(t *testing.T) {
 	if want := headerSize + 1 + len(f.Node) + 1 + TagSize; len(b) != want {
 		t.Fatalf("len %d, want %d", len(b), want)
 	}
-	if string(b[:2]) != "HB" || b[2] != Version || b[3] != byte(KindHeartbeat) {
+	if string(b[:2]) != "HB" || b[2] != Version || b[3] != byte(election.Heartbeat) {
 		t.Fatalf("header % x", b[:4])
 	}
 	if b[headerSize] != byte(len(f.Node)) || string(b[headerSize+1:headerSize+1+len(f.Node)]) != f.Node {
@@ -149,7 +151,7 @@ func TestFrameEncodeRejects(t *testing.T) {
 func TestUnmarshalRejects(t *testing.T) {
 	good := mustSign(t, testFrame(), testKey)
 	rel := testFrame()
-	rel.Kind, rel.Target = KindReleased, "bravo"
+	rel.Kind, rel.Target = election.Released, "bravo"
 	goodRel := mustSign(t, rel, testKey)
 	nodeOff := headerSize // the node name length byte
 
@@ -244,13 +246,13 @@ func TestReason(t *testing.T) {
 
 func TestStrings(t *testing.T) {
 	for _, tt := range []struct{ got, want string }{
-		{KindHeartbeat.String(), "heartbeat"},
-		{KindBye.String(), "bye"},
-		{KindReleased.String(), "released"},
-		{Kind(9).String(), "kind(9)"},
-		{Flags(0).String(), "0"},
-		{(FlagReady | FlagWantMaster).String(), "ready|want_master"},
-		{(FlagMaintenance | 0x80).String(), "maintenance|0x80"},
+		{election.Heartbeat.String(), "heartbeat"},
+		{election.Bye.String(), "bye"},
+		{election.Released.String(), "released"},
+		{election.Kind(9).String(), "kind(9)"},
+		{election.Flags(0).String(), "0"},
+		{(election.FlagReady | election.FlagWantMaster).String(), "ready|want_master"},
+		{(election.FlagMaintenance | 0x80).String(), "maintenance|0x80"},
 		{PathUDP.String(), "udp"},
 		{PathTCP.String(), "tcp"},
 		{Path(0).String(), "path(0)"},
@@ -266,10 +268,10 @@ func TestStrings(t *testing.T) {
 func FuzzFrameUnmarshalMarshal(f *testing.F) {
 	seeds := []Frame{testFrame()}
 	fr := testFrame()
-	fr.Kind, fr.Target = KindReleased, "bravo"
+	fr.Kind, fr.Target = election.Released, "bravo"
 	seeds = append(seeds, fr)
 	fr = testFrame()
-	fr.Kind, fr.Flags, fr.SentAt, fr.Node = KindBye, FlagMaintenance, time.Time{}, strings.Repeat("é", 32)
+	fr.Kind, fr.Flags, fr.SentAt, fr.Node = election.Bye, election.FlagMaintenance, time.Time{}, strings.Repeat("é", 32)
 	seeds = append(seeds, fr)
 	for _, s := range seeds {
 		f.Add(mustSign(f, s, testKey))

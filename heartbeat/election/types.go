@@ -5,6 +5,10 @@ import (
 	"time"
 )
 
+// State, Kind and Flags are the wire's enums as well as the core's: package
+// heartbeat encodes these very types, so their numbers are defined here once
+// (and pinned by TestWireNumbers).
+
 // State is a node's role in the election.
 type State uint8
 
@@ -36,7 +40,23 @@ const (
 	Released  Kind = 3 // I released the VIP for Target: claim it now
 )
 
-// Flags qualify a frame.
+// Valid reports whether k is a kind this version knows.
+func (k Kind) Valid() bool { return k >= Heartbeat && k <= Released }
+
+func (k Kind) String() string {
+	switch k {
+	case Heartbeat:
+		return "heartbeat"
+	case Bye:
+		return "bye"
+	case Released:
+		return "released"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Flags qualify a frame. Bits this version does not define are carried
+// unchanged and ignored.
 type Flags uint8
 
 // Frame flags.
@@ -45,6 +65,35 @@ const (
 	FlagMaintenance Flags = 1 << 1 // pinned out by the operator
 	FlagWantMaster  Flags = 1 << 2 // I outrank the master and ask it to hand over to me (preemption)
 )
+
+// Has reports whether all bits of g are set in f.
+func (f Flags) Has(g Flags) bool { return f&g == g }
+
+func (f Flags) String() string {
+	if f == 0 {
+		return "0"
+	}
+	s := ""
+	add := func(name string) {
+		if s != "" {
+			s += "|"
+		}
+		s += name
+	}
+	for _, b := range []struct {
+		f    Flags
+		name string
+	}{{FlagReady, "ready"}, {FlagMaintenance, "maintenance"}, {FlagWantMaster, "want_master"}} {
+		if f.Has(b.f) {
+			add(b.name)
+			f &^= b.f
+		}
+	}
+	if f != 0 {
+		add(fmt.Sprintf("0x%02x", uint8(f)))
+	}
+	return s
+}
 
 // Config sets one node's election parameters. Durations are simulated time:
 // the machine only ever compares them with the times it is given.

@@ -541,20 +541,20 @@ func (d *Daemon) onFrame(in inFrame) {
 		d.metrics.lost.WithLabelValues(f.Node).Add(float64(n))
 	}
 	p.boot, p.seq = f.Boot, f.Seq
-	if election.State(f.State) == election.Master {
+	if f.State == election.Master {
 		d.masterSeen = in.at
 	}
-	if f.Kind == heartbeat.KindBye {
+	if f.Kind == election.Bye {
 		d.log.Info("peer said bye", "peer", f.Node)
 	}
 	d.act(d.m.Receive(in.at, election.Heard{
 		Node: f.Node,
-		Kind: election.Kind(f.Kind),
+		Kind: f.Kind,
 		Advert: election.Advert{
-			State:    election.State(f.State),
+			State:    f.State,
 			Priority: int(f.Priority),
 			Epoch:    f.Epoch,
-			Flags:    election.Flags(f.Flags),
+			Flags:    f.Flags,
 			Target:   f.Target,
 		},
 	}))
@@ -663,10 +663,10 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 	}
 	d.seq++
 	f := heartbeat.Frame{
-		Kind:     heartbeat.Kind(kind),
+		Kind:     kind,
 		Cluster:  d.cfg.ClusterID,
-		Flags:    heartbeat.Flags(adv.Flags),
-		State:    uint8(adv.State),
+		Flags:    adv.Flags,
+		State:    adv.State,
 		Priority: uint8(adv.Priority),
 		Boot:     d.boot,
 		Seq:      d.seq,

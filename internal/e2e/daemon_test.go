@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hbdproject/hbd/heartbeat"
+	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/hbdproject/hbd/internal/lab"
 	"github.com/hbdproject/hbd/internal/lab/cluster"
 )
@@ -103,7 +104,7 @@ func TestForgedFramesAreRejectedAndCounted(t *testing.T) {
 	must(t, err)
 	defer conn.Close()
 
-	f := heartbeat.Frame{Kind: heartbeat.KindHeartbeat, Cluster: 1, State: 2, Priority: 255, Boot: 7, Seq: 1, Epoch: 99, SentAt: time.Now(), Node: "mallory"}
+	f := heartbeat.Frame{Kind: election.Heartbeat, Cluster: 1, State: 2, Priority: 255, Boot: 7, Seq: 1, Epoch: 99, SentAt: time.Now(), Node: "mallory"}
 	wrongKey := []byte(strings.Repeat("x", 64))
 	forged, err := f.Marshal(wrongKey)
 	must(t, err)
@@ -122,7 +123,7 @@ func TestForgedFramesAreRejectedAndCounted(t *testing.T) {
 
 	// A forged "released" frame naming pc02 as the target, sent to pc02
 	// from an address pc02 accepts frames from: it must not claim.
-	rel := heartbeat.Frame{Kind: heartbeat.KindReleased, Cluster: 1, State: 1, Priority: 150, Boot: 9, Seq: 1, Epoch: 1, SentAt: time.Now(), Node: "pc01", Target: "pc02"}
+	rel := heartbeat.Frame{Kind: election.Released, Cluster: 1, State: 1, Priority: 150, Boot: 9, Seq: 1, Epoch: 1, SentAt: time.Now(), Node: "pc01", Target: "pc02"}
 	forgedRel, err := rel.Marshal(wrongKey)
 	must(t, err)
 	conn3, err := c.Lab.DialContext(ctx, "client", "udp", net.JoinHostPort(c.Lab.Host("pc02").IPv4.String(), "8707"))
