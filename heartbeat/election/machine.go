@@ -352,6 +352,9 @@ func (m *Machine) Advert() Advert {
 	if m.wantMaster {
 		a.Flags |= FlagWantMaster
 	}
+	if m.degraded() {
+		a.Flags |= FlagDegraded
+	}
 	return a
 }
 
@@ -402,6 +405,7 @@ func (m *Machine) Status(now time.Time) Status {
 		LinkUp:            m.linkUp,
 		HoldDownUntil:     m.holdDown,
 		Ready:             m.ready(),
+		Degraded:          m.degraded(),
 		LastTransition:    m.lastTransition,
 		LastReason:        m.lastReason,
 		YieldingTo:        m.yieldTo,
@@ -446,8 +450,20 @@ func (m *Machine) begin(now time.Time) {
 
 func (m *Machine) evaluate(now time.Time) {
 	if f := m.faults(); len(f) > 0 {
-		if m.state != Fault {
-			m.leave(now, Fault, strings.Join(f, "; "))
+		why := strings.Join(f, "; ")
+		switch {
+		case m.degraded() && m.noHealthyPeer(now):
+			m.evaluateDegraded(now, why)
+		case m.state == Master && m.degraded() && m.healthiestPeer(now) != nil:
+			// Our link is up and a healthy node can take over: hand the
+			// VIP to it rather than drop it, so that it claims at once
+			// and packets already on their way here are still accepted.
+			to := m.healthiestPeer(now)
+			m.startHoldDown(now)
+			m.yield(now, to.name, why+": handing over to "+to.name)
+			m.transition(now, Fault, why)
+		case m.state != Fault:
+			m.leave(now, Fault, why)
 		}
 		m.sendDue(now)
 		return
@@ -572,6 +588,75 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		m.lastRefresh = now
 		m.emit(Action{Kind: ActRefresh})
 	}
+}
+
+// evaluateDegraded runs the election of last resort: only fault checks fail
+// here, our link is up, and no live peer is healthy (they all fail checks,
+// their links are down, they are pinned out, or they are silent). Moving
+// the VIP cannot cure a failure every node shares, and a VIP that nobody
+// holds serves nobody, so the best such node keeps the VIP, or claims it
+// when nobody holds it. A master stays master (refresh, lease and split
+// brain as usual); the others wait in FAULT and claim only when no live
+// master is left and they outrank every live degraded peer.
+func (m *Machine) evaluateDegraded(now time.Time, why string) {
+	if m.state == Master {
+		m.evaluateMaster(now)
+		return
+	}
+	if m.state != Fault {
+		m.leave(now, Fault, why)
+	}
+	if m.yieldTo != "" && !now.Before(m.yieldUntil) {
+		m.endYield()
+	}
+	if m.aliveMaster(now) != nil || m.yieldTo != "" {
+		return
+	}
+	if now.Before(m.listenUntil) && !m.heardAll() {
+		return
+	}
+	me := m.effectivePriority()
+	for _, p := range m.peers {
+		if m.alive(p, now) && p.adv.Flags.Has(FlagDegraded) && outranks(p.adv.Priority, p.name, me, m.cfg.Node) {
+			return
+		}
+	}
+	m.fullListen = false
+	m.tryClaim(now, "every node fails its checks ("+why+"); we rank highest of those whose link is up: holding the VIP degraded")
+}
+
+// noHealthyPeer reports whether no live peer could hold the VIP without
+// failing a fault check: every live peer is degraded, in FAULT for its
+// link, in maintenance or still starting.
+func (m *Machine) noHealthyPeer(now time.Time) bool {
+	if m.healthiestPeer(now) != nil {
+		return false
+	}
+	for _, p := range m.peers {
+		if m.alive(p, now) && p.adv.State == Master && !p.adv.Flags.Has(FlagDegraded) {
+			return false
+		}
+	}
+	return true
+}
+
+// healthiestPeer returns the best live peer in BACKUP that fails no fault
+// check, or nil.
+func (m *Machine) healthiestPeer(now time.Time) *peer {
+	var best *peer
+	for _, p := range m.sortedPeers() {
+		if m.alive(p, now) && p.adv.State == Backup && !p.adv.Flags.Has(FlagDegraded) && !p.adv.Flags.Has(FlagMaintenance) &&
+			(best == nil || outranks(p.adv.Priority, p.name, best.adv.Priority, best.name)) {
+			best = p
+		}
+	}
+	return best
+}
+
+// degraded reports whether the only reasons for FAULT are failing checks:
+// the link is up and the node is not in maintenance.
+func (m *Machine) degraded() bool {
+	return m.linkUp && !m.maintenance && len(m.faults()) > 0
 }
 
 // considerPreempt decides whether to ask the master to hand over to us:

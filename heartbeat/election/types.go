@@ -17,7 +17,7 @@ const (
 	Init        State = 0 // just started, not yet in the election
 	Backup      State = 1 // ready to take over, not holding the VIP
 	Master      State = 2 // holds the VIP
-	Fault       State = 3 // own link down or a fault check failing: never holds the VIP
+	Fault       State = 3 // own link down or a fault check failing: holds no VIP (but see FlagDegraded)
 	Maintenance State = 4 // pinned out of the election by the operator
 )
 
@@ -64,6 +64,11 @@ const (
 	FlagReady       Flags = 1 << 0 // link up, every check passing, not in maintenance: can take over
 	FlagMaintenance Flags = 1 << 1 // pinned out by the operator
 	FlagWantMaster  Flags = 1 << 2 // I outrank the master and ask it to hand over to me (preemption)
+	// FlagDegraded: a fault check fails but my link is up and I am not in
+	// maintenance. I hold the VIP only while no healthy node can: a
+	// failure every node shares (the Redis they all use) must not black
+	// the VIP out.
+	FlagDegraded Flags = 1 << 3
 )
 
 // Has reports whether all bits of g are set in f.
@@ -83,7 +88,7 @@ func (f Flags) String() string {
 	for _, b := range []struct {
 		f    Flags
 		name string
-	}{{FlagReady, "ready"}, {FlagMaintenance, "maintenance"}, {FlagWantMaster, "want_master"}} {
+	}{{FlagReady, "ready"}, {FlagMaintenance, "maintenance"}, {FlagWantMaster, "want_master"}, {FlagDegraded, "degraded"}} {
 		if f.Has(b.f) {
 			add(b.name)
 			f &^= b.f
@@ -241,7 +246,8 @@ type Status struct {
 	Priority          int // configured
 	EffectivePriority int
 	Penalties         map[string]int // failing weight checks: name → weight
-	Faults            []string       // why the node is in FAULT, if it is
+	Faults            []string       // why the node is in FAULT, if it is (or why a degraded master is degraded)
+	Degraded          bool           // only fault checks fail and the link is up: may hold the VIP when no healthy node can
 	LinkUp            bool
 	HoldDownUntil     time.Time // no preemption before this (flap damping)
 	Ready             bool

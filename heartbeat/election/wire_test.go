@@ -21,6 +21,7 @@ func TestWireNumbers(t *testing.T) {
 		{"FlagReady", uint8(FlagReady), 1},
 		{"FlagMaintenance", uint8(FlagMaintenance), 2},
 		{"FlagWantMaster", uint8(FlagWantMaster), 4},
+		{"FlagDegraded", uint8(FlagDegraded), 8},
 	} {
 		if tt.got != tt.want {
 			t.Errorf("%s = %d on the wire, want %d", tt.name, tt.got, tt.want)
