@@ -245,10 +245,15 @@ func TestExampleConfigs(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		c := res.Config
-		if len(c.Tracks) != 1 || c.Tracks[0].Type != "http" || !c.Tracks[0].Fault ||
+		if len(c.Tracks) != 2 || c.Tracks[0].Type != "http" || !c.Tracks[0].Fault ||
 			c.Tracks[0].URL != "http://127.0.0.1:8080/healthz" || c.Tracks[0].Interval.D().String() != "200ms" ||
 			c.Tracks[0].Rise != 2 || c.Tracks[0].Fall != 2 {
-			t.Errorf("%s: track %+v, want the web app's /healthz with fault: true, 200ms, rise 2, fall 2", name, c.Tracks)
+			t.Errorf("%s: tracks %+v, want first the web app's /healthz with fault: true, 200ms, rise 2, fall 2", name, c.Tracks)
+		}
+		// Readiness (Redis) must never be a fault: a Redis outage is
+		// shared by both hosts and must not take the VIP away.
+		if len(c.Tracks) == 2 && (c.Tracks[1].URL != "http://127.0.0.1:8080/readyz" || c.Tracks[1].Fault || c.Tracks[1].Weight <= 0) {
+			t.Errorf("%s: track %+v, want the web app's /readyz with a weight and no fault", name, c.Tracks[1])
 		}
 		if c.Drain.URL != "http://127.0.0.1:8081/admin/drain" || c.Drain.InflightURL != "http://127.0.0.1:8081/admin/inflight" ||
 			c.Drain.UndrainURL != "http://127.0.0.1:8081/admin/undrain" {

@@ -1,7 +1,7 @@
 // Package webapp is the web app that runs beside each hbd daemon: it serves a
 // small page and a JSON API that save and read a name in a session kept in
 // Redis, so that whichever host holds the VIP serves the same users, and it
-// exposes /healthz and a drain mode so hbd can hand the VIP over without
+// exposes /healthz (liveness), /readyz (readiness) and a drain mode so hbd can hand the VIP over without
 // failing a request.
 //
 // # Endpoints (main listener, default :8080)
@@ -13,7 +13,8 @@
 //	POST /api/session      {"name": "…"} saves it, issuing a fresh session ID
 //	POST /test/save        seed-compatible: form field personName
 //	POST /test/query       seed-compatible: "Hello,<name>,I am <node>"
-//	GET  /healthz          200 when Redis answers PING, else 503
+//	GET  /healthz          liveness: 200 unless draining (no Redis work)
+//	GET  /readyz           readiness: 200 when not draining and Redis answers PING, else 503
 //
 // # Endpoints (admin listener, loopback only, default 127.0.0.1:8081)
 //

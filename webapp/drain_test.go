@@ -99,6 +99,7 @@ func TestDrainLetsInflightFinish(t *testing.T) {
 	if !res.Close {
 		t.Errorf("healthz while draining lacks Connection: close: %v", res.Header)
 	}
+	wantStatus(t, "readyz while draining", c.get(ra.URL+"/readyz"), 503)
 	res = c.get(ra.URL + "/api/whoami")
 	wantStatus(t, "whoami while draining", res, 200)
 	if res.JSON["draining"] != true {

@@ -66,6 +66,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /test/save", s.handleSeedSave)
 	mux.HandleFunc("POST /test/query", s.handleSeedQuery)
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	// The method-less patterns are less specific than the ones above, so
 	// they catch only the wrong methods and answer 405 in JSON (the mux's
 	// own 405 is plain text).
@@ -74,6 +75,7 @@ func (s *Server) routes() http.Handler {
 	s.methodNotAllowed(mux, "/test/save", "POST")
 	s.methodNotAllowed(mux, "/test/query", "POST")
 	s.methodNotAllowed(mux, "/healthz", "GET, HEAD")
+	s.methodNotAllowed(mux, "/readyz", "GET, HEAD")
 	s.methodNotAllowed(mux, "/{$}", "GET, HEAD")
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusNotFound, "not_found", "no such page: "+r.URL.Path)
@@ -128,7 +130,25 @@ func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, whoamiBody{Node: s.cfg.Node, Version: s.cfg.Version, Draining: s.Draining()})
 }
 
+// handleHealthz is liveness: the process answers and is not draining.
+// hbd tracks it with fault: a node whose app cannot serve must not hold
+// the VIP. It does no Redis work: a Redis outage is shared by every node,
+// and moving the VIP cannot cure it (that is /readyz's business).
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	body := healthBody{Status: "ok", Node: s.cfg.Node, Version: s.cfg.Version}
+	if s.Draining() {
+		body.Status = "draining"
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// handleReadyz is readiness: liveness, and the session store (Redis)
+// answers PING. hbd tracks it with a weight, so that a node that reaches
+// Redis outranks one that does not, and nobody blacks out when neither
+// does.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	body := healthBody{Status: "ok", Node: s.cfg.Node, Version: s.cfg.Version}
 	if s.Draining() {
 		body.Status = "draining"
@@ -138,7 +158,7 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.Error("health check: session store unavailable", "err", err)
+		s.log.Error("readiness: session store unavailable", "err", err)
 		body.Status, body.Error = "redis_unavailable", "Redis did not answer PING"
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return

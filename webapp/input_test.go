@@ -36,6 +36,7 @@ func TestBadInput(t *testing.T) {
 		{"wrong method", "DELETE", "/api/session", "", "", "", 405, "method_not_allowed"},
 		{"wrong method on whoami", "POST", "/api/whoami", "", "", "", 405, "method_not_allowed"},
 		{"wrong method on healthz", "POST", "/healthz", "", "", "", 405, "method_not_allowed"},
+		{"wrong method on readyz", "POST", "/readyz", "", "", "", 405, "method_not_allowed"},
 		{"GET on seed save", "GET", "/test/save", "", "", "", 405, "method_not_allowed"},
 		{"GET on seed query", "GET", "/test/query", "", "", "", 405, "method_not_allowed"},
 		{"POST on the page", "POST", "/", "", "", "", 405, "method_not_allowed"},

@@ -199,15 +199,17 @@ func TestSessionFixation(t *testing.T) {
 	}
 }
 
-// Redis dies mid-test: the app answers 503 with a JSON reason (never a
-// panic or a hang), /healthz says so, and everything works again once Redis
-// is back.
+// Redis dies mid-test: the session endpoints answer 503 with a JSON reason
+// (never a panic or a hang), /readyz says so while /healthz (liveness), the
+// page and /api/whoami keep answering, and everything works again, with
+// the sessions saved before, once Redis is back.
 func TestRedisDownGives503AndRecovers(t *testing.T) {
 	r := redistest.Start(t)
 	a := startAppOn(t, "pc01", r)
 	c := newClient(t)
 	wantStatus(t, "save", c.saveName(a.URL, "Alice"), 200)
 	wantStatus(t, "healthz", c.get(a.URL+"/healthz"), 200)
+	wantStatus(t, "readyz", c.get(a.URL+"/readyz"), 200)
 
 	r.Kill()
 
@@ -221,11 +223,13 @@ func TestRedisDownGives503AndRecovers(t *testing.T) {
 		t.Errorf("503 took %v", d)
 	}
 	wantStatus(t, "save with Redis down", c.saveName(a.URL, "Bob"), 503)
-	res = c.get(a.URL + "/healthz")
-	wantStatus(t, "healthz with Redis down", res, 503)
+	res = c.get(a.URL + "/readyz")
+	wantStatus(t, "readyz with Redis down", res, 503)
 	if res.str("status") != "redis_unavailable" {
-		t.Fatalf("healthz body %s", res.Body)
+		t.Fatalf("readyz body %s", res.Body)
 	}
+	wantStatus(t, "healthz (liveness) with Redis down", c.get(a.URL+"/healthz"), 200)
+	wantStatus(t, "page with Redis down", c.get(a.URL+"/"), 200)
 	res = c.do("POST", a.URL+"/test/query", "", nil)
 	wantStatus(t, "seed query with Redis down", res, 503)
 	// The Redis-free endpoint still answers.
@@ -242,5 +246,5 @@ func TestRedisDownGives503AndRecovers(t *testing.T) {
 	if res.str("name") != "Alice" {
 		t.Fatalf("after recovery read %s", res.Body)
 	}
-	wantStatus(t, "healthz after recovery", c.get(a.URL+"/healthz"), 200)
+	wantStatus(t, "readyz after recovery", c.get(a.URL+"/readyz"), 200)
 }

@@ -110,7 +110,10 @@ func printStatus(w io.Writer, s *control.Status) {
 		prio += fmt.Sprintf(" = %d configured %s", s.Priority, strings.Join(ps, " "))
 	}
 	fmt.Fprintf(w, "%s; ready %v; link %s %s\n", prio, s.Ready, s.Interface, map[bool]string{true: "up", false: "DOWN"}[s.LinkUp])
-	if len(s.Faults) > 0 {
+	switch {
+	case len(s.Faults) > 0 && s.Degraded && s.State == "MASTER":
+		fmt.Fprintf(w, "DEGRADED (holding the VIP: no healthy node can): %s\n", strings.Join(s.Faults, "; "))
+	case len(s.Faults) > 0:
 		fmt.Fprintf(w, "FAULT: %s\n", strings.Join(s.Faults, "; "))
 	}
 	held := "none"

@@ -61,6 +61,7 @@ type Status struct {
 	EffectivePriority int            `json:"effective_priority"`
 	Penalties         map[string]int `json:"penalties,omitempty"` // failing weight checks: name → weight subtracted
 	Faults            []string       `json:"faults,omitempty"`
+	Degraded          bool           `json:"degraded,omitempty"` // only checks fail, link up: may hold the VIP while no healthy node can
 	Ready             bool           `json:"ready"`
 	LinkUp            bool           `json:"link_up"`
 	Maintenance       bool           `json:"maintenance"`

@@ -199,7 +199,7 @@ func (d *Daemon) status(now time.Time) control.Status {
 	st := control.Status{
 		Node: cs.Node, Version: d.opts.Version, State: cs.State.String(), Epoch: cs.Epoch,
 		Priority: cs.Priority, EffectivePriority: cs.EffectivePriority, Penalties: cs.Penalties,
-		Faults: cs.Faults, Ready: cs.Ready, LinkUp: cs.LinkUp, Maintenance: cs.State == election.Maintenance,
+		Faults: cs.Faults, Degraded: cs.Degraded, Ready: cs.Ready, LinkUp: cs.LinkUp, Maintenance: cs.State == election.Maintenance,
 		Interface: d.cfg.Interface, VIPs: vipStrings(d.cfg), Held: []string{},
 		LastTransition: cs.LastTransition, LastReason: cs.LastReason, YieldingTo: cs.YieldingTo,
 		HoldDownLeft: control.Duration(max(cs.HoldDownUntil.Sub(now), 0)),
