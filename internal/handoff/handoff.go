@@ -1,0 +1,200 @@
+// Package handoff makes a planned handover straddle-proof with "daisy
+// chaining" (Beamer, NSDI 2018): for a moment after it claims the VIP, the
+// new master forwards at L2 to the previous master every packet to the VIP
+// that belongs to no connection of its own (not a SYN, no socket), and the
+// previous master, which still routes the VIP locally for that moment
+// (vip.Manager.Handoff), accepts it. So a TCP handshake whose SYN reached
+// the old master before the clients' ARP caches flipped, or a keep-alive
+// connection still open there, completes instead of being reset.
+//
+// It is a tc classifier in direct-action mode (an eBPF program loaded with
+// github.com/cilium/ebpf, written with its assembler so no compiler is
+// needed), attached to the VIP interface's ingress through TCX (Linux 6.6)
+// or, on older kernels, a cls_bpf filter on the clsact qdisc. The program
+// stays attached for the daemon's life and does nothing until Forward
+// turns it on; a map update turns it on and off.
+//
+// On a kernel without eBPF, TCX or cls_bpf, New fails; the daemon logs it
+// and runs without daisy chaining: handovers still work, only a handshake
+// straddling one may be reset, as before.
+package handoff
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Chain is the daisy-chaining program attached to one interface. Its
+// methods are safe for concurrent use.
+type Chain struct {
+	ifindex int
+	mac     net.HardwareAddr
+	vip4    netip.Addr
+	vip6    netip.Addr
+	how     string // "tcx" or "cls_bpf"
+	log     *slog.Logger
+
+	cfg    *ebpf.Map
+	prog   *ebpf.Program
+	tcx    link.Link       // with TCX
+	filter *netlink.BpfFilter // with cls_bpf
+}
+
+// New loads the program and attaches it to ifname's ingress, turned off.
+// vips gives the VIP addresses (at most one IPv4 and one IPv6 address are
+// forwarded; others are not).
+func New(ifname string, vips []netip.Prefix, log *slog.Logger) (*Chain, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: looking up %s: %w", ifname, err)
+	}
+	c := &Chain{ifindex: ifi.Index, mac: ifi.HardwareAddr, log: log}
+	if len(c.mac) != 6 {
+		return nil, fmt.Errorf("handoff: %s has no Ethernet address", ifname)
+	}
+	for _, p := range vips {
+		a := p.Addr().Unmap()
+		switch {
+		case a.Is4() && !c.vip4.IsValid():
+			c.vip4 = a
+		case a.Is6() && !c.vip6.IsValid():
+			c.vip6 = a
+		}
+	}
+	c.cfg, err = ebpf.NewMap(&ebpf.MapSpec{Name: "hbd_handoff", Type: ebpf.Array, KeySize: 4, ValueSize: cfgSize, MaxEntries: 1})
+	if err != nil {
+		return nil, fmt.Errorf("handoff: creating the configuration map: %w", err)
+	}
+	c.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: "hbd_handoff", Type: ebpf.SchedCLS, License: "GPL", Instructions: program(c.cfg.FD()),
+	})
+	if err != nil {
+		c.cfg.Close()
+		return nil, fmt.Errorf("handoff: loading the program: %w", err)
+	}
+	if err := c.attach(); err != nil {
+		c.prog.Close()
+		c.cfg.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// How names the attachment in use: "tcx" or "cls_bpf".
+func (c *Chain) How() string { return c.how }
+
+func (c *Chain) attach() error {
+	l, tcxErr := link.AttachTCX(link.TCXOptions{Interface: c.ifindex, Program: c.prog, Attach: ebpf.AttachTCXIngress})
+	if tcxErr == nil {
+		c.tcx, c.how = l, "tcx"
+		return nil
+	}
+	// Older kernels: a clsact qdisc and a direct-action cls_bpf filter.
+	qdisc := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: c.ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := netlink.QdiscReplace(qdisc); err != nil {
+		return fmt.Errorf("handoff: attaching: TCX: %w; clsact qdisc: %w", tcxErr, err)
+	}
+	f := &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: c.ifindex, Parent: netlink.HANDLE_MIN_INGRESS, Handle: 1, Protocol: unix.ETH_P_ALL, Priority: 0xbd},
+		Fd:          c.prog.FD(), Name: "hbd_handoff", DirectAction: true,
+	}
+	if err := netlink.FilterReplace(f); err != nil {
+		return fmt.Errorf("handoff: attaching: TCX: %w; cls_bpf: %w", tcxErr, err)
+	}
+	c.filter, c.how = f, "cls_bpf"
+	return nil
+}
+
+// Forward turns forwarding on: packets to the VIPs that belong to no local
+// connection go to the host with hardware address prev.
+func (c *Chain) Forward(prev net.HardwareAddr) error {
+	if len(prev) != 6 {
+		return fmt.Errorf("handoff: forwarding to %v: not an Ethernet address", prev)
+	}
+	if err := c.cfg.Put(uint32(0), c.config(true, prev)); err != nil {
+		return fmt.Errorf("handoff: turning forwarding on: %w", err)
+	}
+	return nil
+}
+
+// Stop turns forwarding off; the program stays attached.
+func (c *Chain) Stop() error {
+	if err := c.cfg.Put(uint32(0), c.config(false, nil)); err != nil {
+		return fmt.Errorf("handoff: turning forwarding off: %w", err)
+	}
+	return nil
+}
+
+// Close detaches and unloads the program.
+func (c *Chain) Close() error {
+	var errs []error
+	if c.tcx != nil {
+		errs = append(errs, c.tcx.Close())
+	}
+	if c.filter != nil {
+		if err := netlink.FilterDel(c.filter); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
+			errs = append(errs, fmt.Errorf("handoff: removing the filter: %w", err))
+		}
+	}
+	errs = append(errs, c.prog.Close(), c.cfg.Close())
+	return errors.Join(errs...)
+}
+
+// config is the map value the program reads (see the cfg* offsets).
+func (c *Chain) config(active bool, prev net.HardwareAddr) []byte {
+	b := make([]byte, cfgSize)
+	if active {
+		binary.NativeEndian.PutUint32(b[cfgActive:], 1)
+	}
+	binary.NativeEndian.PutUint32(b[cfgIfindex:], uint32(c.ifindex))
+	copy(b[cfgDstMAC:cfgDstMAC+6], prev)
+	copy(b[cfgSrcMAC:cfgSrcMAC+6], c.mac)
+	if c.vip4.IsValid() {
+		a := c.vip4.As4()
+		copy(b[cfgVIP4:], a[:])
+	}
+	if c.vip6.IsValid() {
+		a := c.vip6.As16()
+		copy(b[cfgVIP6:], a[:])
+	}
+	return b
+}
+
+// PeerMAC returns the hardware address this host's neighbour table holds
+// for peer on ifname (the heartbeats keep that entry fresh).
+func PeerMAC(ifname string, peer netip.Addr) (net.HardwareAddr, error) {
+	l, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: looking up %s: %w", ifname, err)
+	}
+	family := netlink.FAMILY_V4
+	if peer.Unmap().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	ns, err := netlink.NeighList(l.Attrs().Index, family)
+	if err != nil {
+		return nil, fmt.Errorf("handoff: listing neighbours on %s: %w", ifname, err)
+	}
+	for _, n := range ns {
+		if a, ok := netip.AddrFromSlice(n.IP); ok && a.Unmap() == peer.Unmap() && len(n.HardwareAddr) == 6 &&
+			n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED) == 0 {
+			return n.HardwareAddr, nil
+		}
+	}
+	return nil, fmt.Errorf("handoff: no neighbour entry for %s on %s", peer, ifname)
+}
