@@ -119,13 +119,61 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 		d.undrain()
 		return steps, fmt.Errorf("handover did not complete (this node re-claims if %s does not): %w", target, err)
 	}
-	// The VIP's traffic goes to the target now: put the local app back in
-	// service, so that this node is a ready standby again.
+	// The VIP's traffic goes to the target now, but for the hand-off
+	// window the target still forwards here the packets of connections
+	// opened with us: keep the app draining (every answer says
+	// Connection: close) until the window ends, so that no keep-alive
+	// connection outlives it. Then put the app back in service, so that
+	// this node is a ready standby again.
+	d.waitHandoffEnd(ctx)
 	start = time.Now()
 	uerr := drain.Undrain(ctx, d.cfg.Drain, d.log)
 	step("undrain local app", start, uerr, "ready as standby")
 	d.log.Info("handover complete", "peer", target)
 	return steps, nil
+}
+
+// waitHandoffEnd waits until the hand-off routes of the last release are
+// gone (the loop removes them handoffGrace after the release).
+func (d *Daemon) waitHandoffEnd(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, handoffGrace+time.Second)
+	defer cancel()
+	for {
+		var end time.Time
+		if d.call(ctx, func() { end = d.handoffEnd }) != nil || end.IsZero() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Until(end) + time.Millisecond):
+		}
+	}
+}
+
+// handOverOnStop is SIGTERM's planned handover: a master with a ready
+// standby drains its app, releases the VIP to it and waits out the
+// hand-off window, exactly as `hbd handover` does, with the loop running
+// again for the purpose. Without a ready standby (or if the handover
+// fails) the caller's Stop releases the VIP and says bye as before.
+func (d *Daemon) handOverOnStop() {
+	if d.m.State() != election.Master {
+		return
+	}
+	if _, err := d.m.Candidate(time.Now(), ""); err != nil {
+		d.log.Info("stopping without a handover", "err", err)
+		return
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.loop(ctx) }()
+	timeout := d.cfg.Drain.Timeout.D() + 2*time.Second
+	steps, err := d.handover(ctx, "", timeout)
+	stop()
+	<-done
+	if err != nil {
+		d.log.Warn("handover on stop failed; releasing the VIP", "err", err, "steps", len(steps))
+	}
 }
 
 func (d *Daemon) undrain() {

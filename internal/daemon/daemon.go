@@ -22,6 +22,7 @@ import (
 	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/control"
+	"github.com/hbdproject/hbd/internal/handoff"
 	"github.com/hbdproject/hbd/internal/health"
 	"github.com/hbdproject/hbd/internal/notify"
 	"github.com/hbdproject/hbd/internal/sdnotify"
@@ -76,6 +77,7 @@ type Daemon struct {
 	leaser  *leaser // nil without a witness
 	hooks   *notify.Runner
 	metrics *metrics
+	chain   *handoff.Chain // daisy chaining; nil where the kernel lacks it
 
 	boot    uint64
 	seq     uint64
@@ -92,6 +94,9 @@ type Daemon struct {
 	readySent   bool
 	lastRTTScan time.Time
 	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
+	chainEnd    time.Time // when to stop forwarding to the previous master (daisy chaining)
+	releasedBy  string    // the last peer that released the VIP to us ...
+	releasedAt  time.Time // ... and when its frame said so
 	lastTCPSend time.Time
 
 	fresh    freshness // per peer and path: last authentic frame, count
@@ -234,6 +239,8 @@ func (d *Daemon) run(ctx context.Context) error {
 	if err := d.vip.EndHandoff(); err != nil {
 		return fmt.Errorf("removing stale hand-off routes: %w", err)
 	}
+	d.openChain()
+	defer d.closeChain()
 	if err := d.openPaths(peerAddrs(d.cfg)); err != nil {
 		return err
 	}
@@ -289,9 +296,11 @@ func (d *Daemon) run(ctx context.Context) error {
 
 	loopErr := d.loop(ctx)
 
-	// Clean stop: release, say bye on both paths, give TCP a moment to
-	// flush, then stop everything.
+	// Clean stop: a master hands the VIP over as `hbd handover` does (no
+	// request fails), then every node says bye on both paths, gives TCP a
+	// moment to flush and stops everything.
 	notifyStopping()
+	d.handOverOnStop()
 	d.act(d.m.Stop(time.Now()))
 	d.endHandoff()
 	time.Sleep(20 * time.Millisecond)
@@ -466,6 +475,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 			if !d.handoffEnd.IsZero() && !now.Before(d.handoffEnd) {
 				d.endHandoff()
 			}
+			if !d.chainEnd.IsZero() && !now.Before(d.chainEnd) {
+				d.stopChain()
+			}
 		}
 		now := time.Now()
 		if _, err := wd.Ping(now); err != nil {
@@ -483,6 +495,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		if !d.handoffEnd.IsZero() && d.handoffEnd.Before(next) {
 			next = d.handoffEnd
+		}
+		if !d.chainEnd.IsZero() && d.chainEnd.Before(next) {
+			next = d.chainEnd
 		}
 		if w := wd.Next(now); !w.IsZero() && w.Before(next) {
 			next = w
@@ -547,6 +562,9 @@ func (d *Daemon) onFrame(in inFrame) {
 	if f.Kind == election.Bye {
 		d.log.Info("peer said bye", "peer", f.Node)
 	}
+	if f.Target == d.cfg.Node && f.State != election.Master {
+		d.releasedBy, d.releasedAt = f.Node, in.at
+	}
 	d.act(d.m.Receive(in.at, election.Heard{
 		Node: f.Node,
 		Kind: f.Kind,
@@ -568,6 +586,7 @@ func (d *Daemon) act(acts []election.Action) {
 			d.claim(a)
 		case election.ActRelease:
 			d.burst = nil
+			d.stopChain()
 			release := d.vip.Release
 			if a.Handoff {
 				release = d.vip.Handoff
@@ -604,6 +623,7 @@ func (d *Daemon) claim(a election.Action) {
 	if !d.handoffEnd.IsZero() {
 		d.endHandoff()
 	}
+	d.startChain(decided)
 	err := d.vip.Claim()
 	done := time.Now()
 	d.metrics.claims.Inc()
@@ -804,4 +824,65 @@ func (d *Daemon) onCheck(r health.Result) {
 	}
 	d.act(d.m.SetCheck(time.Now(), r.Name, r.Weight, r.Fault, r.Healthy))
 	d.metrics.priority.Set(float64(d.m.Status(time.Now()).EffectivePriority))
+}
+
+// chainWindow is how long a new master forwards to the previous one the
+// packets that belong to no connection of its own. It ends before the
+// previous master drops its hand-off route (handoffGrace after its
+// release, which came before our claim), so that nothing is forwarded to
+// a host that no longer accepts it.
+const chainWindow = handoffGrace - 50*time.Millisecond
+
+func (d *Daemon) openChain() {
+	c, err := handoff.New(d.cfg.Interface, vipPrefixes(d.cfg), d.log)
+	if err != nil {
+		d.log.Warn("daisy chaining unavailable: a TCP handshake straddling a handover may be reset", "err", err)
+		return
+	}
+	d.chain = c
+	d.log.Info("daisy chaining ready", "attach", c.How())
+}
+
+func (d *Daemon) closeChain() {
+	if d.chain != nil {
+		if err := d.chain.Close(); err != nil {
+			d.log.Warn("detaching the daisy-chaining program", "err", err)
+		}
+		d.chain = nil
+	}
+}
+
+// startChain turns daisy chaining on when this claim follows a peer's
+// release to us: for chainWindow, packets to the VIP that belong to no
+// local connection go on to that peer.
+func (d *Daemon) startChain(now time.Time) {
+	from := d.releasedBy
+	if d.chain == nil || from == "" || now.Sub(d.releasedAt) > 2*d.cfg.DeadAfter.D() {
+		return
+	}
+	d.releasedBy = ""
+	p := d.peers[from]
+	if p == nil {
+		return
+	}
+	mac, err := handoff.PeerMAC(d.cfg.Interface, p.addr.Addr())
+	if err == nil {
+		err = d.chain.Forward(mac)
+	}
+	if err != nil {
+		d.log.Warn("not forwarding to the previous master", "peer", from, "err", err)
+		return
+	}
+	d.chainEnd = now.Add(chainWindow)
+	d.log.Debug("forwarding stray packets to the previous master", "peer", from, "for", chainWindow)
+}
+
+func (d *Daemon) stopChain() {
+	if d.chainEnd.IsZero() {
+		return
+	}
+	d.chainEnd = time.Time{}
+	if err := d.chain.Stop(); err != nil {
+		d.log.Warn("stopping daisy chaining", "err", err)
+	}
 }

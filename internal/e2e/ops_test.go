@@ -46,7 +46,7 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 	c := startElected(t, cluster.Options{AppTrack: true})
 	waitServedBy(t, c, cluster.URL("/api/whoami"), "pc01", 5*time.Second)
 	// Let pc02's app check pass (rise) so that it is ready.
-	waitReady(t, c, "pc02")
+	waitNodeReady(t, c, "pc02")
 
 	fresh, kept := probe(c, false), probe(c, true)
 	time.Sleep(300 * time.Millisecond)
@@ -56,7 +56,7 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond)
-	waitReady(t, c, "pc01")
+	waitNodeReady(t, c, "pc01")
 	mark2 := time.Now()
 	handover(t, c, "pc02", "pc01")
 	if _, err := c.WaitOnlyHolder("pc01", 2*time.Second); err != nil {
@@ -68,7 +68,9 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 
 	for name, p := range map[string]*lab.Prober{"new connections": fresh, "keep-alive": kept} {
 		rs := p.Results()
-		if n := rs.Failures(); n > allowedFailures(name, 2) {
+		// None may fail: a handshake straddling the move is daisy-chained
+		// to the old master (internal/handoff).
+		if n := rs.Failures(); n > 0 {
 			t.Errorf("%s: %d failed requests of %d during the handovers\n%s", name, n, len(rs), p.Timeline())
 			for _, r := range rs {
 				if !r.OK() {
@@ -88,24 +90,8 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 	}
 }
 
-// allowedFailures bounds the failed requests of a prober over n planned
-// handovers. Keep-alive clients must see none. A client opening a new
-// connection every 10 ms can lose one request when its TCP handshake with
-// the old master straddles the instant the gratuitous ARP repoints it to
-// the new one: its next segment reaches the new master, which has no such
-// connection and resets it. The window is the client's handshake time
-// (tens of microseconds), so at 100 connections/s about one handover in a
-// hundred loses a request; nothing short of forwarding unknown flows back
-// to the old master (connection sync, as LVS does) closes it. The bound
-// allows one per ten handovers, rounded up.
-func allowedFailures(prober string, n int) int {
-	if prober == "keep-alive" {
-		return 0
-	}
-	return (n + 9) / 10
-}
-
-func waitReady(t *testing.T, c *cluster.Cluster, node string) {
+// waitNodeReady waits until node itself says it is ready.
+func waitNodeReady(t *testing.T, c *cluster.Cluster, node string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -123,7 +109,7 @@ func waitReady(t *testing.T, c *cluster.Cluster, node string) {
 
 func TestHandoverRefusedWhenStandbyNotReady(t *testing.T) {
 	c := startElected(t, cluster.Options{AppTrack: true})
-	waitReady(t, c, "pc02")
+	waitNodeReady(t, c, "pc02")
 	must(t, c.KillApp("pc02"))
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -190,7 +176,7 @@ func readName(hc *http.Client) (name, node string, err error) {
 
 func TestKill9OfMastersAppMovesVIPAndKeepsSession(t *testing.T) {
 	c := startElected(t, cluster.Options{AppTrack: true, Metrics: true})
-	waitReady(t, c, "pc01")
+	waitNodeReady(t, c, "pc01")
 	hc := sessionClient(c)
 	if node := saveName(t, hc, "小潘"); node != "pc01" {
 		t.Fatalf("saved on %s, want pc01", node)
@@ -278,52 +264,11 @@ func scrape(t *testing.T, c *cluster.Cluster, node string) map[string]float64 {
 	return out
 }
 
-// TestTenHandovers hands the VIP back and forth ten times under a request
-// every 10 ms on new and on keep-alive connections, and reports the gap of
-// each handover (last answer from the old master → first from the new).
-func TestTenHandovers(t *testing.T) {
-	c := startElected(t, cluster.Options{AppTrack: true})
-	waitReady(t, c, "pc02")
-	fresh, kept := probe(c, false), probe(c, true)
-	time.Sleep(200 * time.Millisecond)
-	var marks []time.Time
-	from, to := "pc01", "pc02"
-	for i := 0; i < 10; i++ {
-		waitReady(t, c, to)
-		marks = append(marks, time.Now())
-		handover(t, c, from, to)
-		if _, err := c.WaitOnlyHolder(to, 2*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(300 * time.Millisecond)
-		from, to = to, from
-	}
-	fresh.Stop()
-	kept.Stop()
-	for name, p := range map[string]*lab.Prober{"new connections": fresh, "keep-alive": kept} {
-		rs := p.Results()
-		var gaps []time.Duration
-		for _, m := range marks {
-			g, _ := rs.GapAround(m.Add(5 * time.Millisecond))
-			gaps = append(gaps, g.Duration().Round(time.Millisecond))
-		}
-		t.Logf("%s: %d requests, %d failed; gaps %v", name, len(rs), rs.Failures(), gaps)
-		if n := rs.Failures(); n > allowedFailures(name, len(marks)) {
-			t.Errorf("%s: %d failed requests", name, n)
-			for _, r := range rs {
-				if !r.OK() {
-					t.Logf("failed: start %s took %s status %d err %s", r.Start.Format("15:04:05.000"), r.Duration, r.Status, r.Err)
-				}
-			}
-		}
-	}
-}
-
 // hbd maintenance on a master hands over first and pins the node out;
 // off lets it back in (and, with preempt, it takes the VIP back).
 func TestMaintenance(t *testing.T) {
 	c := startElected(t, cluster.Options{AppTrack: true})
-	waitReady(t, c, "pc02")
+	waitNodeReady(t, c, "pc02")
 	out, err := exec.Command(hbdBin, "maintenance", "on", "-s", c.Nodes["pc01"].Socket).CombinedOutput()
 	if err != nil {
 		t.Fatalf("maintenance on: %v\n%s", err, out)

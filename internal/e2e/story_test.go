@@ -153,7 +153,7 @@ func TestThousandSessionsSurviveTenFailovers(t *testing.T) {
 	master := "pc01"
 	for i := 0; i < 10; i++ {
 		other := map[string]string{"pc01": "pc02", "pc02": "pc01"}[master]
-		waitReady(t, c, other)
+		waitNodeReady(t, c, other)
 		must(t, c.KillApp(master))
 		if _, err := c.WaitOnlyHolder(other, 5*time.Second); err != nil {
 			t.Fatalf("failover %d: %v", i+1, err)

@@ -91,28 +91,50 @@ func (l *Lab) Redis() *Proc {
 // redisPing sends an inline PING from the client host (or the redis host if
 // there is no client) and expects +PONG.
 func (l *Lab) redisPing(ctx context.Context, addr string) error {
+	line, err := l.redisInline(ctx, addr, "PING")
+	if err == nil && line != "+PONG" {
+		err = fmt.Errorf("unexpected reply %q", line)
+	}
+	return err
+}
+
+// RedisSave makes the running redis-server write its snapshot (SAVE), so
+// that a restart by StartRedis, which works in the same directory, comes
+// back with the data: what a persistent production Redis does.
+func (l *Lab) RedisSave(ctx context.Context) error {
+	h, err := l.host(RedisHost)
+	if err != nil {
+		return err
+	}
+	line, err := l.redisInline(ctx, net.JoinHostPort(h.IPv4.String(), fmt.Sprint(RedisPort)), "SAVE")
+	if err == nil && line != "+OK" {
+		err = fmt.Errorf("unexpected reply %q", line)
+	}
+	if err != nil {
+		return fmt.Errorf("lab: redis SAVE: %w", err)
+	}
+	return nil
+}
+
+// redisInline sends one inline command from the client host (or the redis
+// host if there is no client) and returns the first line of the reply.
+func (l *Lab) redisInline(ctx context.Context, addr, cmd string) (string, error) {
 	from := "client"
 	if l.hosts[from] == nil {
 		from = RedisHost
 	}
-	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	c, err := l.DialContext(ctx, from, "tcp", addr)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer c.Close()
 	dl, _ := ctx.Deadline()
 	_ = c.SetDeadline(dl)
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
+	if _, err := c.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(line) != "+PONG" {
-		return fmt.Errorf("unexpected reply %q", line)
-	}
-	return nil
+	return strings.TrimSpace(line), err
 }

@@ -65,16 +65,6 @@ func TestDemoPlaysTheWholeStory(t *testing.T) {
 			if s.Verdict.Pass {
 				continue
 			}
-			// A request whose TCP handshake with the old master straddles
-			// the gratuitous ARP is reset by the new one (about one planned
-			// handover in a hundred at this request rate; see
-			// e2e.allowedFailures). The demo says FAIL for it, honestly;
-			// the test tolerates exactly that and nothing else.
-			if s.Expect.NoFailures && s.Outcome.Failures == 1 && s.Outcome.Err == nil &&
-				s.Verdict.Reason == "1 failed request(s) in a planned handover" {
-				t.Logf("scenario %d %s: %s (tolerated)", s.N, s.Title, s.Verdict)
-				continue
-			}
 			t.Errorf("scenario %d %s: %s", s.N, s.Title, s.Verdict)
 		}
 	}

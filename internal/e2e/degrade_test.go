@@ -1,0 +1,325 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hbdproject/hbd/internal/lab"
+	"github.com/hbdproject/hbd/internal/lab/cluster"
+)
+
+var bothNodes = []string{"pc01", "pc02"}
+
+// watchVIP follows the IPv4 VIP on both hosts through rtnetlink events
+// (lab.AddrWatch): "never two holders" is judged in the kernel's order of
+// changes, not by sampling.
+func watchVIP(t *testing.T, c *cluster.Cluster) *lab.AddrWatch {
+	t.Helper()
+	w, err := c.Lab.WatchAddr(context.Background(), bothNodes, lab.HostIf, cluster.VIP4.Addr())
+	must(t, err)
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// neverTwo stops w and fails the test if two hosts ever held the VIP.
+func neverTwo(t *testing.T, w *lab.AddrWatch) {
+	t.Helper()
+	w.Stop()
+	must(t, w.Err())
+	if w.MaxHolders() > 1 {
+		t.Errorf("two hosts held the VIP at once; address events in kernel order:\n%s", describeEvents(w.Events()))
+	}
+}
+
+// noBlackout fails the test if, after its first event, the VIP was ever
+// held by nobody.
+func noBlackout(t *testing.T, w *lab.AddrWatch) {
+	t.Helper()
+	for _, e := range w.Events() {
+		if e.Holders == 0 {
+			t.Errorf("nobody held the VIP after event %d; events:\n%s", e.Seq, describeEvents(w.Events()))
+			return
+		}
+	}
+}
+
+func describeEvents(es []lab.AddrEvent) string {
+	var b strings.Builder
+	for _, e := range es {
+		verb := "deleted"
+		if e.Added {
+			verb = "added/renewed"
+		}
+		fmt.Fprintf(&b, "  #%d %s %s %s → %d holder(s)\n", e.Seq, e.At.Format("15:04:05.000000"), e.Host, verb, e.Holders)
+	}
+	return b.String()
+}
+
+// redisDown kills the lab's redis-server after a snapshot (SAVE: a
+// persistent production Redis has its data back after a restart) and
+// returns a function that starts it again.
+func redisDown(t *testing.T, c *cluster.Cluster) (restart func()) {
+	t.Helper()
+	ctx := context.Background()
+	must(t, c.Lab.RedisSave(ctx))
+	p := c.Lab.Redis()
+	must(t, p.Kill())
+	return func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		_, err := c.Lab.StartRedis(ctx)
+		must(t, err)
+	}
+}
+
+// whoamiDuring probes /api/whoami through the VIP every 10 ms for d and
+// fails the test on any failed request.
+func whoamiDuring(t *testing.T, c *cluster.Cluster, d time.Duration, want string) {
+	t.Helper()
+	p := c.Lab.ProbeWith(context.Background(), lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: 10 * time.Millisecond, Timeout: 2 * time.Second})
+	time.Sleep(d)
+	p.Stop()
+	rs := p.Results()
+	if len(rs) < 10 {
+		t.Fatalf("only %d whoami probes in %s", len(rs), d)
+	}
+	if n := rs.Failures(); n > 0 {
+		t.Errorf("%d of %d whoami requests through the VIP failed while Redis was down:\n%s", n, len(rs), rs)
+	}
+	if by := rs.ServedBy(time.Time{}, time.Now()); len(by) != 1 || by[want] == 0 {
+		t.Errorf("whoami served by %v, want %s alone", by, want)
+	}
+}
+
+// checkRedisDown: the page and whoami answer through the VIP, the session
+// endpoints answer 503 with a reason.
+func checkRedisDown(t *testing.T, c *cluster.Cluster, hc *http.Client, holder string) {
+	t.Helper()
+	whoamiDuring(t, c, 1500*time.Millisecond, holder)
+	if st, _ := get(t, hc, cluster.URL("/")); st != 200 {
+		t.Errorf("page with Redis down: status %d", st)
+	}
+	st, body := get(t, hc, cluster.URL("/api/session"))
+	if st != 503 || !strings.Contains(body, "store_unavailable") || !strings.Contains(body, "Redis") {
+		t.Errorf("session read with Redis down: %d %s; want 503 store_unavailable with a reason", st, body)
+	}
+}
+
+func get(t *testing.T, hc *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := hc.Get(url)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// checkSessionBack waits until the session saved before the outage reads
+// back through the VIP.
+func checkSessionBack(t *testing.T, hc *http.Client, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		name, _, err := readName(hc)
+		if err == nil && name == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("session not back after Redis returned: %q, %v", name, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRedisDownKeepsVIP kills the Redis both hosts share. The shipped
+// tracks (liveness a fault, readiness a weight) keep the VIP where it is;
+// so does a config that still makes readiness a fault, because the core
+// never lets checks alone black the VIP out.
+func TestRedisDownKeepsVIP(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		o    cluster.Options
+	}{
+		{"shipped tracks", cluster.Options{AppTrack: true}},
+		{"readiness as a fault", cluster.Options{Extra: map[string]string{
+			"pc01": readyFault, "pc02": readyFault,
+		}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startElected(t, tt.o)
+			waitReady(t, c, "pc01", "pc02")
+			hc := sessionClient(c)
+			saveName(t, hc, "小潘")
+			w := watchVIP(t, c)
+			restart := redisDown(t, c)
+			checkRedisDown(t, c, hc, "pc01")
+			restart()
+			checkSessionBack(t, hc, "小潘")
+			neverTwo(t, w)
+			noBlackout(t, w)
+			if hs := w.Holders(); len(hs) != 1 || hs[0] != "pc01" {
+				t.Errorf("holders %v, want [pc01]", hs)
+			}
+		})
+	}
+}
+
+const readyFault = "tracks:\n  - name: ready\n    type: http\n    url: http://127.0.0.1:8080/readyz\n    interval: 100ms\n    rise: 2\n    fall: 2\n    fault: true\n"
+
+// TestRedisDownWhileCablePulled: the master's cable is out, pc02 holds the
+// VIP; then Redis dies too. pc02 keeps the VIP (pc01, link down, never
+// takes it), whoami answers, sessions come back with Redis.
+func TestRedisDownWhileCablePulled(t *testing.T) {
+	c := startElected(t, cluster.Options{Extra: map[string]string{"pc01": readyFault, "pc02": readyFault}})
+	waitReady(t, c, "pc01", "pc02")
+	hc := sessionClient(c)
+	saveName(t, hc, "Alice")
+	must(t, c.Lab.CablePull("pc01"))
+	_, err := c.WaitOnlyHolder("pc02", 5*time.Second)
+	must(t, err)
+	waitServedBy(t, c, cluster.URL("/api/whoami"), "pc02", 5*time.Second)
+	w := watchVIP(t, c)
+	restart := redisDown(t, c)
+	checkRedisDown(t, c, hc, "pc02")
+	restart()
+	checkSessionBack(t, hc, "Alice")
+	neverTwo(t, w)
+	noBlackout(t, w)
+	if hs := w.Holders(); len(hs) != 1 || hs[0] != "pc02" {
+		t.Errorf("holders %v, want [pc02]", hs)
+	}
+	must(t, c.Lab.CablePlug("pc01"))
+}
+
+// waitReady waits until the master sees every other node as a ready
+// standby (heard, BACKUP, every check passing).
+func waitReady(t *testing.T, c *cluster.Cluster, master string, others ...string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := c.Status(context.Background(), master)
+		ready := 0
+		if err == nil {
+			for _, p := range st.Peers {
+				for _, o := range others {
+					if p.Node == o && p.Alive && p.State == "BACKUP" && p.Ready {
+						ready++
+					}
+				}
+			}
+		}
+		if err == nil && ready == len(others) && st.State == "MASTER" && st.Ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v not ready standbys of %s within 15s (status %+v, %v)", others, master, st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// handoverCount is how many planned handovers TestHandoversUnderLoad runs:
+// HBD_E2E_HANDOVERS, default 20 (CI sets 100; the benchmark runs 1000).
+func handoverCount(t *testing.T) int {
+	if s := os.Getenv("HBD_E2E_HANDOVERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("HBD_E2E_HANDOVERS=%q: want a positive count", s)
+		}
+		return n
+	}
+	return 20
+}
+
+// load is the issue's traffic: a new connection every 5 ms, and 4
+// keep-alive streams each with a request every 5 ms, all through the VIP.
+type load struct{ ps []*lab.Prober }
+
+func startLoad(c *cluster.Cluster) *load {
+	l := &load{}
+	cfg := lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: 5 * time.Millisecond, Timeout: 3 * time.Second}
+	l.ps = append(l.ps, c.Lab.ProbeWith(context.Background(), cfg))
+	cfg.KeepAlive = true
+	for range 4 {
+		l.ps = append(l.ps, c.Lab.ProbeWith(context.Background(), cfg))
+	}
+	return l
+}
+
+// stop ends the load and returns the failed requests, described, and the
+// number of requests.
+func (l *load) stop() (failed []string, total int) {
+	for i, p := range l.ps {
+		p.Stop()
+		kind := "new"
+		if i > 0 {
+			kind = fmt.Sprintf("keep-alive %d", i)
+		}
+		for _, r := range p.Results() {
+			total++
+			if !r.OK() {
+				failed = append(failed, fmt.Sprintf("%s %s: status %d %s", kind, r.Start.Format("15:04:05.000"), r.Status, r.Err))
+			}
+		}
+	}
+	return failed, total
+}
+
+// TestHandoversUnderLoad moves the VIP back and forth under load, half of
+// the moves by `hbd handover`, half by SIGTERM to the master (which hands
+// over on its way out), in both directions: no request may fail, and two
+// hosts never hold the VIP at once.
+func TestHandoversUnderLoad(t *testing.T) {
+	n := handoverCount(t)
+	c := startElected(t, cluster.Options{AppTrack: true, Preempt: ptr(false)})
+	waitReady(t, c, "pc01", "pc02")
+	w := watchVIP(t, c)
+	ld := startLoad(c)
+	time.Sleep(200 * time.Millisecond)
+	master, standby := "pc01", "pc02"
+	ctx := context.Background()
+	for i := range n {
+		waitReady(t, c, master, standby)
+		by := "hbd handover"
+		if (i/2)%2 == 1 { // pc01→pc02 and pc02→pc01 by each method
+			by = "SIGTERM"
+			must(t, c.Nodes[master].Hbd.Signal(syscall.SIGTERM))
+			if err := c.Nodes[master].Hbd.Wait(15 * time.Second); err != nil {
+				t.Fatalf("handover %d: %s did not exit after SIGTERM: %v", i, master, err)
+			}
+			if code := c.Nodes[master].Hbd.ExitCode(); code != 0 {
+				t.Fatalf("handover %d: %s exited with %d", i, master, code)
+			}
+			must(t, c.StartHbd(ctx, master))
+		} else {
+			r, err := c.Handover(ctx, master, standby, 10*time.Second)
+			must(t, err)
+			if !r.OK {
+				t.Fatalf("handover %d %s→%s: %s", i, master, standby, r.Error)
+			}
+		}
+		if _, err := c.WaitOnlyHolder(standby, 5*time.Second); err != nil {
+			t.Fatalf("handover %d by %s: %v", i, by, err)
+		}
+		master, standby = standby, master
+	}
+	time.Sleep(300 * time.Millisecond)
+	failed, total := ld.stop()
+	t.Logf("%d handovers, %d requests, %d failed", n, total, len(failed))
+	if len(failed) > 0 {
+		t.Errorf("%d of %d requests failed in %d handovers:\n%s", len(failed), total, n, strings.Join(failed, "\n"))
+	}
+	neverTwo(t, w)
+}
