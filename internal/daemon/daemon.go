@@ -292,6 +292,12 @@ func (d *Daemon) run(ctx context.Context) error {
 		d.log.Warn("reading link state", "err", err)
 		up = true
 	}
+	// Every check counts as failing until it has passed (as the runner
+	// reports them): the core must not advertise this node as ready
+	// before the first results arrive.
+	for _, tr := range d.cfg.Tracks {
+		d.act(d.m.SetCheck(time.Now(), tr.Name, tr.Weight, tr.Fault, false))
+	}
 	d.act(d.m.SetLink(time.Now(), up))
 
 	loopErr := d.loop(ctx)
