@@ -75,6 +75,8 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 		return steps, fmt.Errorf("handover refused: %w", err)
 	}
 	d.log.Info("handover started", "peer", target)
+	d.holdChecks(ctx, true)
+	defer d.holdChecks(context.Background(), false)
 
 	start = time.Now()
 	dsteps, derr := drain.Drain(ctx, d.cfg.Drain, d.log)
@@ -131,6 +133,26 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 	step("undrain local app", start, uerr, "ready as standby")
 	d.log.Info("handover complete", "peer", target)
 	return steps, nil
+}
+
+// holdChecks starts or ends holding check results back from the core for
+// the drain of our own handover; at the end the results held are fed in.
+func (d *Daemon) holdChecks(ctx context.Context, on bool) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := d.call(ctx, func() {
+		d.ownDrain = on
+		if !on {
+			held := d.heldChecks
+			d.heldChecks = nil
+			for _, r := range held {
+				d.onCheck(r)
+			}
+		}
+	})
+	if err != nil {
+		d.log.Warn("holding check results during the drain", "err", err)
+	}
 }
 
 // waitHandoffEnd waits until the hand-off routes of the last release are

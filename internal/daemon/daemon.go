@@ -97,6 +97,8 @@ type Daemon struct {
 	chainEnd    time.Time // when to stop forwarding to the previous master (daisy chaining)
 	releasedBy  string    // the last peer that released the VIP to us ...
 	releasedAt  time.Time // ... and when its frame said so
+	ownDrain    bool                     // a handover of ours is draining the local app ...
+	heldChecks  map[string]health.Result // ... so check results wait here (see holdChecks)
 	lastTCPSend time.Time
 
 	fresh    freshness // per peer and path: last authentic frame, count
@@ -818,6 +820,17 @@ func (d *Daemon) stopChecks() {
 }
 
 func (d *Daemon) onCheck(r health.Result) {
+	if d.ownDrain {
+		// Our own handover drains the app, which fails its checks on
+		// purpose: that is not news for the election (the VIP is on its
+		// way to the standby already), and acting on it would release the
+		// VIP in the middle of the drain.
+		if d.heldChecks == nil {
+			d.heldChecks = map[string]health.Result{}
+		}
+		d.heldChecks[r.Name] = r
+		return
+	}
 	v := 0.0
 	if r.Healthy {
 		v = 1

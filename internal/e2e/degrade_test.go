@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -203,30 +202,11 @@ func TestRedisDownWhileCablePulled(t *testing.T) {
 	must(t, c.Lab.CablePlug("pc01"))
 }
 
-// waitReady waits until the master sees every other node as a ready
-// standby (heard, BACKUP, every check passing).
+// waitReady waits until master sees each of others as a ready standby.
 func waitReady(t *testing.T, c *cluster.Cluster, master string, others ...string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st, err := c.Status(context.Background(), master)
-		ready := 0
-		if err == nil {
-			for _, p := range st.Peers {
-				for _, o := range others {
-					if p.Node == o && p.Alive && p.State == "BACKUP" && p.Ready {
-						ready++
-					}
-				}
-			}
-		}
-		if err == nil && ready == len(others) && st.State == "MASTER" && st.Ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v not ready standbys of %s within 15s (status %+v, %v)", others, master, st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	for _, o := range others {
+		must(t, c.WaitReadyStandby(context.Background(), master, o, 15*time.Second))
 	}
 }
 
@@ -243,40 +223,6 @@ func handoverCount(t *testing.T) int {
 	return 20
 }
 
-// load is the issue's traffic: a new connection every 5 ms, and 4
-// keep-alive streams each with a request every 5 ms, all through the VIP.
-type load struct{ ps []*lab.Prober }
-
-func startLoad(c *cluster.Cluster) *load {
-	l := &load{}
-	cfg := lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: 5 * time.Millisecond, Timeout: 3 * time.Second}
-	l.ps = append(l.ps, c.Lab.ProbeWith(context.Background(), cfg))
-	cfg.KeepAlive = true
-	for range 4 {
-		l.ps = append(l.ps, c.Lab.ProbeWith(context.Background(), cfg))
-	}
-	return l
-}
-
-// stop ends the load and returns the failed requests, described, and the
-// number of requests.
-func (l *load) stop() (failed []string, total int) {
-	for i, p := range l.ps {
-		p.Stop()
-		kind := "new"
-		if i > 0 {
-			kind = fmt.Sprintf("keep-alive %d", i)
-		}
-		for _, r := range p.Results() {
-			total++
-			if !r.OK() {
-				failed = append(failed, fmt.Sprintf("%s %s: status %d %s", kind, r.Start.Format("15:04:05.000"), r.Status, r.Err))
-			}
-		}
-	}
-	return failed, total
-}
-
 // TestHandoversUnderLoad moves the VIP back and forth under load, half of
 // the moves by `hbd handover`, half by SIGTERM to the master (which hands
 // over on its way out), in both directions: no request may fail, and two
@@ -286,37 +232,19 @@ func TestHandoversUnderLoad(t *testing.T) {
 	c := startElected(t, cluster.Options{AppTrack: true, Preempt: ptr(false)})
 	waitReady(t, c, "pc01", "pc02")
 	w := watchVIP(t, c)
-	ld := startLoad(c)
+	ld := c.StartLoad(context.Background())
 	time.Sleep(200 * time.Millisecond)
 	master, standby := "pc01", "pc02"
-	ctx := context.Background()
 	for i := range n {
 		waitReady(t, c, master, standby)
-		by := "hbd handover"
-		if (i/2)%2 == 1 { // pc01→pc02 and pc02→pc01 by each method
-			by = "SIGTERM"
-			must(t, c.Nodes[master].Hbd.Signal(syscall.SIGTERM))
-			if err := c.Nodes[master].Hbd.Wait(15 * time.Second); err != nil {
-				t.Fatalf("handover %d: %s did not exit after SIGTERM: %v", i, master, err)
-			}
-			if code := c.Nodes[master].Hbd.ExitCode(); code != 0 {
-				t.Fatalf("handover %d: %s exited with %d", i, master, code)
-			}
-			must(t, c.StartHbd(ctx, master))
-		} else {
-			r, err := c.Handover(ctx, master, standby, 10*time.Second)
-			must(t, err)
-			if !r.OK {
-				t.Fatalf("handover %d %s→%s: %s", i, master, standby, r.Error)
-			}
-		}
-		if _, err := c.WaitOnlyHolder(standby, 5*time.Second); err != nil {
-			t.Fatalf("handover %d by %s: %v", i, by, err)
+		by := cluster.HandoverMethod(i)
+		if err := c.MoveVIP(context.Background(), master, standby, by); err != nil {
+			t.Fatalf("handover %d %s → %s by %s: %v", i, master, standby, by, err)
 		}
 		master, standby = standby, master
 	}
 	time.Sleep(300 * time.Millisecond)
-	failed, total := ld.stop()
+	total, failed := ld.Stop()
 	t.Logf("%d handovers, %d requests, %d failed", n, total, len(failed))
 	if len(failed) > 0 {
 		t.Errorf("%d of %d requests failed in %d handovers:\n%s", len(failed), total, n, strings.Join(failed, "\n"))
