@@ -38,15 +38,26 @@ func neverTwo(t *testing.T, w *lab.AddrWatch) {
 	}
 }
 
-// noBlackout fails the test if, after its first event, the VIP was ever
-// held by nobody.
-func noBlackout(t *testing.T, w *lab.AddrWatch) {
+// noBlackout fails the test if, after its first event, nobody held the VIP
+// for longer than a handover takes (limit), or nobody holds it at the end.
+func noBlackout(t *testing.T, w *lab.AddrWatch, limit time.Duration) {
 	t.Helper()
-	for _, e := range w.Events() {
-		if e.Holders == 0 {
-			t.Errorf("nobody held the VIP after event %d; events:\n%s", e.Seq, describeEvents(w.Events()))
+	es := w.Events()
+	for i, e := range es {
+		if e.Holders != 0 {
+			continue
+		}
+		end := time.Now()
+		if i+1 < len(es) {
+			end = es[i+1].At
+		}
+		if d := end.Sub(e.At); d > limit {
+			t.Errorf("nobody held the VIP for %s after event %d; events:\n%s", d.Round(time.Millisecond), e.Seq, describeEvents(es))
 			return
 		}
+	}
+	if len(w.Holders()) != 1 {
+		t.Errorf("holders at the end %v, want one", w.Holders())
 	}
 }
 
@@ -81,8 +92,9 @@ func redisDown(t *testing.T, c *cluster.Cluster) (restart func()) {
 }
 
 // whoamiDuring probes /api/whoami through the VIP every 10 ms for d and
-// fails the test on any failed request.
-func whoamiDuring(t *testing.T, c *cluster.Cluster, d time.Duration, want string) {
+// fails the test on any failed request; with one set, every answer must
+// come from one host.
+func whoamiDuring(t *testing.T, c *cluster.Cluster, d time.Duration, one bool) {
 	t.Helper()
 	p := c.Lab.ProbeWith(context.Background(), lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: 10 * time.Millisecond, Timeout: 2 * time.Second})
 	time.Sleep(d)
@@ -94,16 +106,16 @@ func whoamiDuring(t *testing.T, c *cluster.Cluster, d time.Duration, want string
 	if n := rs.Failures(); n > 0 {
 		t.Errorf("%d of %d whoami requests through the VIP failed while Redis was down:\n%s", n, len(rs), rs)
 	}
-	if by := rs.ServedBy(time.Time{}, time.Now()); len(by) != 1 || by[want] == 0 {
-		t.Errorf("whoami served by %v, want %s alone", by, want)
+	if by := rs.ServedBy(time.Time{}, time.Now()); one && len(by) != 1 {
+		t.Errorf("whoami served by %v, want one host", by)
 	}
 }
 
 // checkRedisDown: the page and whoami answer through the VIP, the session
 // endpoints answer 503 with a reason.
-func checkRedisDown(t *testing.T, c *cluster.Cluster, hc *http.Client, holder string) {
+func checkRedisDown(t *testing.T, c *cluster.Cluster, hc *http.Client, oneHost bool) {
 	t.Helper()
-	whoamiDuring(t, c, 1500*time.Millisecond, holder)
+	whoamiDuring(t, c, 1500*time.Millisecond, oneHost)
 	if st, _ := get(t, hc, cluster.URL("/")); st != 200 {
 		t.Errorf("page with Redis down: status %d", st)
 	}
@@ -142,19 +154,23 @@ func checkSessionBack(t *testing.T, hc *http.Client, want string) {
 	}
 }
 
-// TestRedisDownKeepsVIP kills the Redis both hosts share. The shipped
-// tracks (liveness a fault, readiness a weight) keep the VIP where it is;
-// so does a config that still makes readiness a fault, because the core
-// never lets checks alone black the VIP out.
+// TestRedisDownKeepsVIP kills the Redis both hosts share. With the
+// shipped tracks (liveness a fault, readiness a weight, preempt_delay) the
+// VIP does not even move. With a config that still makes readiness a
+// fault, the host whose check fails first hands the VIP to the other, which
+// keeps it when its own check fails: the core never lets checks alone
+// black the VIP out. Either way whoami answers through the VIP all along
+// and the session saved before is back once Redis is.
 func TestRedisDownKeepsVIP(t *testing.T) {
 	for _, tt := range []struct {
-		name string
-		o    cluster.Options
+		name  string
+		o     cluster.Options
+		still bool // the VIP must not move at all
 	}{
-		{"shipped tracks", cluster.Options{AppTrack: true}},
+		{"shipped tracks", cluster.Options{AppTrack: true}, true},
 		{"readiness as a fault", cluster.Options{Extra: map[string]string{
 			"pc01": readyFault, "pc02": readyFault,
-		}}},
+		}}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := startElected(t, tt.o)
@@ -163,16 +179,26 @@ func TestRedisDownKeepsVIP(t *testing.T) {
 			saveName(t, hc, "小潘")
 			w := watchVIP(t, c)
 			restart := redisDown(t, c)
-			checkRedisDown(t, c, hc, "pc01")
+			checkRedisDown(t, c, hc, tt.still)
 			restart()
 			checkSessionBack(t, hc, "小潘")
 			neverTwo(t, w)
-			noBlackout(t, w)
-			if hs := w.Holders(); len(hs) != 1 || hs[0] != "pc01" {
-				t.Errorf("holders %v, want [pc01]", hs)
+			noBlackout(t, w, 500*time.Millisecond)
+			if hs := w.Holders(); tt.still && (len(hs) != 1 || hs[0] != "pc01" || len(w.Events()) > 0 && countDeletes(w.Events()) > 0) {
+				t.Errorf("the VIP moved (holders %v); events:\n%s", hs, describeEvents(w.Events()))
 			}
 		})
 	}
+}
+
+func countDeletes(es []lab.AddrEvent) int {
+	n := 0
+	for _, e := range es {
+		if !e.Added {
+			n++
+		}
+	}
+	return n
 }
 
 const readyFault = "tracks:\n  - name: ready\n    type: http\n    url: http://127.0.0.1:8080/readyz\n    interval: 100ms\n    rise: 2\n    fall: 2\n    fault: true\n"
@@ -191,11 +217,11 @@ func TestRedisDownWhileCablePulled(t *testing.T) {
 	waitServedBy(t, c, cluster.URL("/api/whoami"), "pc02", 5*time.Second)
 	w := watchVIP(t, c)
 	restart := redisDown(t, c)
-	checkRedisDown(t, c, hc, "pc02")
+	checkRedisDown(t, c, hc, true)
 	restart()
 	checkSessionBack(t, hc, "Alice")
 	neverTwo(t, w)
-	noBlackout(t, w)
+	noBlackout(t, w, 0)
 	if hs := w.Holders(); len(hs) != 1 || hs[0] != "pc02" {
 		t.Errorf("holders %v, want [pc02]", hs)
 	}

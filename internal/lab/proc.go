@@ -198,6 +198,11 @@ func (p *Proc) Signal(sig os.Signal) error {
 // Wait waits up to timeout for the process to exit and returns its exit
 // error (nil for status 0), or ErrWaitTimeout.
 func (p *Proc) Wait(timeout time.Duration) error {
+	select {
+	case <-p.done: // already exited: never ErrWaitTimeout, even for timeout 0
+		return p.err
+	default:
+	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {

@@ -37,7 +37,7 @@ type Options struct {
 	Preempt   *bool             // default: hbd's (true)
 	Lifetime  time.Duration     // VIP lifetime; default: hbd's (2s)
 	NoWebapp  bool              // don't start the web app (nor its track and drain)
-	AppTrack  bool              // track the web app's /healthz with fault: true and its /readyz with weight 60 (interval 100ms, rise 2, fall 2), as the shipped configs do
+	AppTrack  bool              // track the web app's /healthz with fault: true and its /readyz with weight 60 (interval 100ms, rise 2, fall 2) with preempt_delay 1s, as the shipped configs do
 	Extra     map[string]string // extra YAML appended to a node's config
 	ExtraPeer map[string][]string
 	Version   string // web app version string; default "v1"
@@ -165,6 +165,9 @@ func (c *Cluster) config(n *Node, prio int) string {
 	}
 	if !c.Opts.NoWebapp {
 		if c.Opts.AppTrack {
+			// As the shipped configs: the two hosts' readiness checks see a
+			// shared failure a check or two apart; don't move the VIP for it.
+			b.WriteString("preempt_delay: 1s\n")
 			fmt.Fprintf(&b, "tracks:\n  - name: webapp\n    type: http\n    url: http://127.0.0.1:%d/healthz\n    interval: 100ms\n    rise: 2\n    fall: 2\n    fault: true\n", Port)
 			fmt.Fprintf(&b, "  - name: webapp-ready\n    type: http\n    url: http://127.0.0.1:%d/readyz\n    interval: 100ms\n    rise: 2\n    fall: 2\n    weight: 60\n", Port)
 		}
