@@ -197,3 +197,22 @@ func TestPropertyDegradeNeverBlackout(t *testing.T) {
 		}
 	})
 }
+
+// With a dependency both nodes share down (a weighted check failing on
+// both), a planned handover is still allowed: it makes nothing worse. A
+// ready master still refuses an unready standby
+// (TestHandoverRefusedWhenStandbyNotReady).
+func TestHandoverAllowedWhenBothFailAWeightedCheck(t *testing.T) {
+	n := pair(t, false)
+	n.until(time.Second, "pc01 master", n.onlyHolder("pc01"))
+	for _, name := range []string{"pc01", "pc02"} {
+		n.apply(n.nodes[name], n.nodes[name].m.SetCheck(n.now, "redis", 60, false, false))
+	}
+	n.run(200 * time.Millisecond)
+	acts, err := n.nodes["pc01"].m.Release(n.now, "")
+	if err != nil {
+		t.Fatalf("handover refused with the shared check failing on both: %v", err)
+	}
+	n.apply(n.nodes["pc01"], acts)
+	n.until(50*time.Millisecond, "pc02 takes over", n.onlyHolder("pc02"))
+}

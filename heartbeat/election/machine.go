@@ -278,7 +278,11 @@ func (m *Machine) SetMaintenance(now time.Time, on bool) []Action {
 }
 
 // Candidate picks the standby a planned handover should go to: the named
-// node, or when to is empty the best ready one.
+// node, or when to is empty the best one, ready ones first. A standby that
+// fails a weighted check is refused while this node passes all of its own;
+// when this node fails one too (a dependency both share is down, such as
+// Redis), the move makes nothing worse and is allowed, so that a rolling
+// update can go on.
 func (m *Machine) Candidate(now time.Time, to string) (string, error) {
 	if m.state != Master {
 		return "", fmt.Errorf("%w (state %s)", ErrNotMaster, m.state)
@@ -294,9 +298,9 @@ func (m *Machine) Candidate(now time.Time, to string) (string, error) {
 			why = append(why, p.name+" is not heard")
 		case p.adv.State != Backup:
 			why = append(why, fmt.Sprintf("%s is %s", p.name, p.adv.State))
-		case p.adv.Flags&FlagReady == 0:
+		case p.adv.Flags&FlagReady == 0 && (m.ready() || p.adv.Flags.Has(FlagDegraded)):
 			why = append(why, p.name+" is not ready (a check fails or its link is down)")
-		case best == nil || outranks(p.adv.Priority, p.name, best.adv.Priority, best.name):
+		case best == nil || betterCandidate(p, best):
 			best = p
 		}
 	}
@@ -883,6 +887,14 @@ func (m *Machine) sortedPeers() []*peer {
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
 	return ps
+}
+
+// betterCandidate orders handover targets: ready first, then by rank.
+func betterCandidate(a, b *peer) bool {
+	if ra, rb := a.adv.Flags.Has(FlagReady), b.adv.Flags.Has(FlagReady); ra != rb {
+		return ra
+	}
+	return outranks(a.adv.Priority, a.name, b.adv.Priority, b.name)
 }
 
 // outranks orders candidates for an election: higher priority wins, and

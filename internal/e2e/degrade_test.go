@@ -277,3 +277,45 @@ func TestHandoversUnderLoad(t *testing.T) {
 	}
 	neverTwo(t, w)
 }
+
+// TestSentinelFailoverDuringHandover: the web apps use Redis through
+// Sentinel. The Redis master dies and, while Sentinel promotes the replica,
+// the operator hands the VIP over: the handover goes through (both hosts
+// fail readiness alike, so the move makes nothing worse), whoami never
+// fails, and the session saved before is read back through the new master.
+func TestSentinelFailoverDuringHandover(t *testing.T) {
+	c := startElected(t, cluster.Options{AppTrack: true})
+	ctx := context.Background()
+	sentinel, err := c.Lab.StartSentinel(ctx, "hbd", 500*time.Millisecond)
+	must(t, err)
+	c.Opts.AppArgs = []string{"--sentinel-master", "hbd", "--sentinel-addrs", sentinel}
+	for _, n := range bothNodes {
+		must(t, c.KillApp(n))
+		must(t, c.StartApp(n, "v1"))
+	}
+	waitReady(t, c, "pc01", "pc02")
+	hc := sessionClient(c)
+	saveName(t, hc, "Sentinel")
+	master := c.Redis
+	if got, err := c.Lab.RedisCommand(ctx, master, "WAIT", "1", "2000"); err != nil || got != "1" {
+		t.Fatalf("WAIT for the replica: %q, %v", got, err)
+	}
+	w := watchVIP(t, c)
+	ld := c.StartLoad(ctx)
+	time.Sleep(200 * time.Millisecond)
+
+	must(t, c.Lab.Redis().Kill())
+	time.Sleep(300 * time.Millisecond) // both readiness checks fail now (fall 2 × 100 ms)
+	must(t, c.MoveVIP(ctx, "pc01", "pc02", cluster.ByCommand))
+	checkSessionBack(t, hc, "Sentinel")
+	if name, node, err := readName(hc); err != nil || node != "pc02" {
+		t.Errorf("session read after the failover: %q by %q, %v; want pc02", name, node, err)
+	}
+	total, failed := ld.Stop()
+	t.Logf("%d requests, %d failed", total, len(failed))
+	if len(failed) > 0 {
+		t.Errorf("%d of %d whoami requests failed:\n%s", len(failed), total, strings.Join(failed, "\n"))
+	}
+	neverTwo(t, w)
+	noBlackout(t, w, 500*time.Millisecond)
+}

@@ -40,8 +40,9 @@ type Options struct {
 	AppTrack  bool              // track the web app's /healthz with fault: true and its /readyz with weight 60 (interval 100ms, rise 2, fall 2) with preempt_delay 1s, as the shipped configs do
 	Extra     map[string]string // extra YAML appended to a node's config
 	ExtraPeer map[string][]string
-	Version   string // web app version string; default "v1"
-	Metrics   bool   // serve metrics on 127.0.0.1:9707 in each host namespace
+	Version   string   // web app version string; default "v1"
+	Metrics   bool     // serve metrics on 127.0.0.1:9707 in each host namespace
+	AppArgs   []string // `hbd webapp` Redis flags in place of --redis (the lab's standalone Redis), e.g. Sentinel mode
 }
 
 // Node is one hbd host.
@@ -205,8 +206,14 @@ func (c *Cluster) StartHbd(ctx context.Context, name string) error {
 // waits until it answers /healthz on the host's own address.
 func (c *Cluster) StartApp(name, version string) error {
 	n := c.Nodes[name]
-	p, err := c.Lab.Start(name, []string{c.Opts.Bin, "webapp", "--node", name, "--version", version,
-		"--listen", fmt.Sprintf(":%d", Port), "--redis", "redis://" + c.Redis + "/0", "--drain-timeout", "3s"}, lab.ProcOptions{Name: "webapp"})
+	argv := []string{c.Opts.Bin, "webapp", "--node", name, "--version", version,
+		"--listen", fmt.Sprintf(":%d", Port), "--drain-timeout", "3s"}
+	if len(c.Opts.AppArgs) > 0 {
+		argv = append(argv, c.Opts.AppArgs...)
+	} else {
+		argv = append(argv, "--redis", "redis://"+c.Redis+"/0")
+	}
+	p, err := c.Lab.Start(name, argv, lab.ProcOptions{Name: "webapp"})
 	if err != nil {
 		return fmt.Errorf("cluster: starting the web app on %s: %w", name, err)
 	}

@@ -1,0 +1,142 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Ports of the Sentinel setup on the redis host, beside StartRedis's master.
+const (
+	ReplicaPort  = 6380
+	SentinelPort = 26379
+)
+
+// StartSentinel adds, on the redis host, a replica of the StartRedis master
+// (port ReplicaPort) and one sentinel (port SentinelPort, quorum 1) that
+// monitors it as master under name, with down-after downAfter. It waits
+// until the replica is in sync. It returns the sentinel's host:port. Close
+// stops both.
+func (l *Lab) StartSentinel(ctx context.Context, name string, downAfter time.Duration) (string, error) {
+	h, err := l.host(RedisHost)
+	if err != nil {
+		return "", err
+	}
+	ip := h.IPv4.String()
+	master := net.JoinHostPort(ip, strconv.Itoa(RedisPort))
+	replica := net.JoinHostPort(ip, strconv.Itoa(ReplicaPort))
+	dir := filepath.Join(l.dir, "redis-replica")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("lab: replica dir: %w", err)
+	}
+	if _, err := l.Start(RedisHost, []string{"redis-server", "--bind", ip, "--port", strconv.Itoa(ReplicaPort),
+		"--protected-mode", "no", "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", dir,
+		"--replicaof", ip, strconv.Itoa(RedisPort)}, ProcOptions{Name: "redis-replica", Dir: dir}); err != nil {
+		return "", err
+	}
+	conf := filepath.Join(l.dir, "sentinel.conf")
+	text := fmt.Sprintf("bind %s\nport %d\nprotected-mode no\ndir %s\n"+
+		"sentinel monitor %s %s %d 1\nsentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s %d\n",
+		ip, SentinelPort, l.dir, name, ip, RedisPort, name, downAfter.Milliseconds(), name, (10 * downAfter).Milliseconds())
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		return "", fmt.Errorf("lab: writing %s: %w", conf, err)
+	}
+	if _, err := l.Start(RedisHost, []string{"redis-server", conf, "--sentinel"}, ProcOptions{Name: "redis-sentinel", Dir: l.dir}); err != nil {
+		return "", err
+	}
+	sentinel := net.JoinHostPort(ip, strconv.Itoa(SentinelPort))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		info, err := l.RedisCommand(ctx, replica, "INFO", "replication")
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			if reps, err := l.RedisCommand(ctx, sentinel, "SENTINEL", "REPLICAS", name); err == nil && strings.Contains(reps, strconv.Itoa(ReplicaPort)) {
+				return sentinel, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("lab: replica of %s or sentinel not ready within 15s (last: %q, %v)", master, info, err)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// RedisCommand sends one command (as a RESP array) to addr from the client
+// host and returns the reply as text: simple strings, errors, integers and
+// bulk strings as they are, arrays as their elements, one a line. An error
+// reply is returned as an error.
+func (l *Lab) RedisCommand(ctx context.Context, addr string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := l.DialContext(ctx, "client", "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	dl, _ := ctx.Deadline()
+	_ = c.SetDeadline(dl)
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	return readRESP(bufio.NewReader(c), 0)
+}
+
+func readRESP(r *bufio.Reader, depth int) (string, error) {
+	if depth > 8 {
+		return "", fmt.Errorf("lab: reply nested too deep")
+	}
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("lab: empty reply line")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", fmt.Errorf("redis: %s", line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", err
+		}
+		parts := make([]string, 0, n)
+		for range n {
+			p, err := readRESP(r, depth+1)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, "\n"), nil
+	}
+	return "", fmt.Errorf("lab: unexpected reply %q", line)
+}
