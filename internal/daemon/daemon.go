@@ -93,10 +93,10 @@ type Daemon struct {
 	masterSeen  time.Time   // last frame from whoever was master, for the failover-phase metric
 	readySent   bool
 	lastRTTScan time.Time
-	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
-	chainEnd    time.Time // when to stop forwarding to the previous master (daisy chaining)
-	releasedBy  string    // the last peer that released the VIP to us ...
-	releasedAt  time.Time // ... and when its frame said so
+	handoffEnd  time.Time                // when to drop the hand-off routes of our last handover
+	chainEnd    time.Time                // when to stop forwarding to the previous master (daisy chaining)
+	releasedBy  string                   // the last peer that released the VIP to us ...
+	releasedAt  time.Time                // ... and when its frame said so
 	ownDrain    bool                     // a handover of ours is draining the local app ...
 	heldChecks  map[string]health.Result // ... so check results wait here (see holdChecks)
 	lastTCPSend time.Time

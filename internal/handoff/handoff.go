@@ -45,7 +45,7 @@ type Chain struct {
 
 	cfg    *ebpf.Map
 	prog   *ebpf.Program
-	tcx    link.Link       // with TCX
+	tcx    link.Link          // with TCX
 	filter *netlink.BpfFilter // with cls_bpf
 }
 
