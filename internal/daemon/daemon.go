@@ -22,6 +22,7 @@ import (
 	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/control"
+	"github.com/hbdproject/hbd/internal/drain"
 	"github.com/hbdproject/hbd/internal/handoff"
 	"github.com/hbdproject/hbd/internal/health"
 	"github.com/hbdproject/hbd/internal/notify"
@@ -97,6 +98,7 @@ type Daemon struct {
 	chainEnd    time.Time                // when to stop forwarding to the previous master (daisy chaining)
 	releasedBy  string                   // the last peer that released the VIP to us ...
 	releasedAt  time.Time                // ... and when its frame said so
+	autoDrained bool                     // a hand-off the core decided (preemption) drained the app: undrain at its end
 	ownDrain    bool                     // a handover of ours is draining the local app ...
 	heldChecks  map[string]health.Result // ... so check results wait here (see holdChecks)
 	lastTCPSend time.Time
@@ -363,14 +365,23 @@ func (p *paths) close() {
 }
 
 // handoffGrace is how long a node that handed the VIP over keeps accepting
-// packets addressed to it (vip.Handoff): long enough for every client to
-// have received the new master's first gratuitous ARP (well under a
-// millisecond here) and for a data packet sent just before it to be
-// retransmitted once (Linux's minimum RTO is 200 ms).
-const handoffGrace = 300 * time.Millisecond
+// packets addressed to it (vip.Handoff): those clients sent before the new
+// master's gratuitous ARP reached them, and those the new master forwards
+// to it for chainWindow after its claim (daisy chaining). It must outlast
+// the new master's window by more than the new master can be late to
+// claim (a busy host takes tens of milliseconds to act on the released
+// frame): a packet forwarded after the route is gone would be dropped,
+// retransmitted after Linux's minimum RTO of 200 ms, and then reset by the
+// new master. The old master keeps its app draining, and a SIGTERM'd one
+// keeps running, until it ends.
+const handoffGrace = time.Second
 
 func (d *Daemon) endHandoff() {
 	d.handoffEnd = time.Time{}
+	if d.autoDrained {
+		d.autoDrained = false
+		go d.undrain()
+	}
 	if err := d.vip.EndHandoff(); err != nil {
 		d.log.Warn("ending the hand-off", "err", err)
 	}
@@ -599,6 +610,9 @@ func (d *Daemon) act(acts []election.Action) {
 			if a.Handoff {
 				release = d.vip.Handoff
 				d.handoffEnd = time.Now().Add(handoffGrace)
+				if !d.ownDrain {
+					d.drainForHandoff()
+				}
 			}
 			if err := release(); err != nil {
 				d.log.Error("releasing the VIPs", "vip", vipStrings(d.cfg), "err", err)
@@ -845,12 +859,35 @@ func (d *Daemon) onCheck(r health.Result) {
 	d.metrics.priority.Set(float64(d.m.Status(time.Now()).EffectivePriority))
 }
 
+// drainForHandoff drains the local app, in the background, for a hand-off
+// the core decided by itself (a preemption, or a fault check handing over):
+// the answers it gives in the hand-off window then carry Connection:
+// close, so no keep-alive connection stays with this node after the window
+// (a request on one would be reset by the new master). endHandoff undrains.
+func (d *Daemon) drainForHandoff() {
+	if d.cfg.Drain.URL == "" && len(d.cfg.Drain.Command) == 0 {
+		return
+	}
+	d.autoDrained = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), handoffGrace)
+		defer cancel()
+		if _, err := drain.Drain(ctx, d.cfg.Drain, d.log); err != nil {
+			d.log.Warn("draining the local app for the hand-off", "err", err)
+		}
+	}()
+}
+
 // chainWindow is how long a new master forwards to the previous one the
-// packets that belong to no connection of its own. It ends before the
-// previous master drops its hand-off route (handoffGrace after its
-// release, which came before our claim), so that nothing is forwarded to
-// a host that no longer accepts it.
-const chainWindow = handoffGrace - 50*time.Millisecond
+// packets that belong to no connection of its own: a client's ARP entry
+// follows our first announcement within a millisecond, so what still
+// arrives for a connection opened with the previous master is its next
+// segments, a retransmission after the minimum RTO (200 ms) at the latest;
+// each answer from the draining previous master says Connection: close, so
+// its clients reconnect to us. It ends well before the previous master
+// drops its hand-off route (handoffGrace after its release, which came
+// before our claim).
+const chainWindow = 250 * time.Millisecond
 
 func (d *Daemon) openChain() {
 	c, err := handoff.New(d.cfg.Interface, vipPrefixes(d.cfg), d.log)

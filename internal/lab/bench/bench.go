@@ -30,6 +30,7 @@ type Options struct {
 	CrashCap   time.Duration // how long the crashed host's VIP is watched
 	Replot     bool          // only redraw table and plots from Out's CSVs
 	Keepalived string        // the keepalived binary
+	Handovers  int           // planned handovers in the handover series (hbd only); 0 skips it
 }
 
 // Fixed parameters of the runs.
@@ -111,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.CrashCap, "crash-cap", 10*time.Second, "how long a killed daemon's host is watched for the VIP")
 	fs.BoolVar(&o.Replot, "replot", false, "only redraw the table and plots from --out's CSVs")
 	fs.StringVar(&o.Keepalived, "keepalived", "keepalived", "the keepalived `binary`")
+	fs.IntVar(&o.Handovers, "handovers", 1000, "planned handovers in hbd's handover series (half hbd handover, half SIGTERM, both ways, under load); 0 skips it")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -118,7 +120,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 		return o, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
 	set := map[string]bool{}
-	for _, f := range []string{"runs", "soak", "cost-window", "crash-cap"} {
+	for _, f := range []string{"runs", "soak", "cost-window", "crash-cap", "handovers"} {
 		set[f] = false
 	}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -129,6 +131,9 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 		if !set["soak"] {
 			o.Soak = 10 * time.Second
 		}
+		if !set["handovers"] {
+			o.Handovers = 8
+		}
 		if !set["cost-window"] {
 			o.Cost = 5 * time.Second
 		}
@@ -138,6 +143,9 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	if o.Runs < 1 || o.Runs > 1000 {
 		return o, fmt.Errorf("bench: --runs %d: want 1..1000", o.Runs)
+	}
+	if o.Handovers < 0 {
+		return o, fmt.Errorf("bench: --handovers %d: want 0 or more", o.Handovers)
 	}
 	if o.Soak <= 0 || o.Cost <= 0 || o.CrashCap <= 0 {
 		return o, errors.New("bench: --soak, --cost-window and --crash-cap must be positive")
@@ -236,6 +244,12 @@ func (r *runner) run(ctx context.Context) error {
 		if err := r.setting(ctx, set); err != nil {
 			r.warn("setting %s: %v", set, err)
 			errs = append(errs, fmt.Errorf("setting %s: %w", set, err))
+		}
+	}
+	if r.o.Handovers > 0 && ctx.Err() == nil {
+		if err := r.handoverSeries(ctx); err != nil {
+			r.warn("handover series: %v", err)
+			errs = append(errs, fmt.Errorf("handover series: %w", err))
 		}
 	}
 	return errors.Join(errs...)

@@ -33,6 +33,7 @@ const (
 	ScenarioCost       = "cost"
 	ScenarioLossSoak   = "loss_soak"
 	ScenarioProfile    = "profile"
+	ScenarioHandovers  = "handovers"
 )
 
 // Sample is one measured value: a row of samples.csv.
