@@ -75,8 +75,8 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 		return steps, fmt.Errorf("handover refused: %w", err)
 	}
 	d.log.Info("handover started", "peer", target)
-	d.holdChecks(ctx, true)
-	defer d.holdChecks(context.Background(), false)
+	d.ownDrainMark(ctx, true)
+	defer d.ownDrainMark(context.Background(), false)
 
 	start = time.Now()
 	dsteps, derr := drain.Drain(ctx, d.cfg.Drain, d.log)
@@ -103,14 +103,21 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 
 	start = time.Now()
 	var rerr error
+	released := "released frame sent to " + target
 	if err := d.call(ctx, func() {
+		if d.m.State() != election.Master && d.m.Status(time.Now()).YieldingTo == target {
+			// The drained app failed its liveness check before we got
+			// here, and the core handed the VIP to the target already.
+			released = "the drained app's failing check had handed the VIP to " + target + " already"
+			return
+		}
 		var acts []election.Action
 		acts, rerr = d.m.Release(time.Now(), target)
 		d.act(acts)
 	}); err != nil {
 		rerr = err
 	}
-	if err := step("release VIP", start, rerr, "released frame sent to "+target); err != nil {
+	if err := step("release VIP", start, rerr, released); err != nil {
 		d.undrain()
 		return steps, fmt.Errorf("handover aborted, still master: %w", err)
 	}
@@ -135,23 +142,13 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 	return steps, nil
 }
 
-// holdChecks starts or ends holding check results back from the core for
-// the drain of our own handover; at the end the results held are fed in.
-func (d *Daemon) holdChecks(ctx context.Context, on bool) {
+// ownDrainMark tells the loop that our own handover drains the app (so a
+// hand-off in that time needs no drain of its own; see drainForHandoff).
+func (d *Daemon) ownDrainMark(ctx context.Context, on bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	err := d.call(ctx, func() {
-		d.ownDrain = on
-		if !on {
-			held := d.heldChecks
-			d.heldChecks = nil
-			for _, r := range held {
-				d.onCheck(r)
-			}
-		}
-	})
-	if err != nil {
-		d.log.Warn("holding check results during the drain", "err", err)
+	if err := d.call(ctx, func() { d.ownDrain = on }); err != nil {
+		d.log.Warn("marking the drain of our handover", "err", err)
 	}
 }
 

@@ -94,13 +94,12 @@ type Daemon struct {
 	masterSeen  time.Time   // last frame from whoever was master, for the failover-phase metric
 	readySent   bool
 	lastRTTScan time.Time
-	handoffEnd  time.Time                // when to drop the hand-off routes of our last handover
-	chainEnd    time.Time                // when to stop forwarding to the previous master (daisy chaining)
-	releasedBy  string                   // the last peer that released the VIP to us ...
-	releasedAt  time.Time                // ... and when its frame said so
-	autoDrained bool                     // a hand-off the core decided (preemption) drained the app: undrain at its end
-	ownDrain    bool                     // a handover of ours is draining the local app ...
-	heldChecks  map[string]health.Result // ... so check results wait here (see holdChecks)
+	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
+	chainEnd    time.Time // when to stop forwarding to the previous master (daisy chaining)
+	releasedBy  string    // the last peer that released the VIP to us ...
+	releasedAt  time.Time // ... and when its frame said so
+	autoDrained bool      // a hand-off the core decided (preemption) drained the app: undrain at its end
+	ownDrain    bool      // a handover of ours is draining the local app
 	lastTCPSend time.Time
 
 	fresh    freshness // per peer and path: last authentic frame, count
@@ -234,6 +233,9 @@ func parseLevel(s string) slog.Level {
 
 func (d *Daemon) run(ctx context.Context) error {
 	d.runCtx = ctx
+	if err := raisePriority(); err != nil {
+		d.log.Warn("running at normal priority: a saturated CPU may stall the loop past dead_after", "err", err)
+	}
 	defer d.vip.Close()
 	if removed, err := vip.RemoveStale(d.cfg.Interface, vipPrefixes(d.cfg)); err != nil {
 		return fmt.Errorf("removing stale VIPs: %w", err)
@@ -834,17 +836,6 @@ func (d *Daemon) stopChecks() {
 }
 
 func (d *Daemon) onCheck(r health.Result) {
-	if d.ownDrain {
-		// Our own handover drains the app, which fails its checks on
-		// purpose: that is not news for the election (the VIP is on its
-		// way to the standby already), and acting on it would release the
-		// VIP in the middle of the drain.
-		if d.heldChecks == nil {
-			d.heldChecks = map[string]health.Result{}
-		}
-		d.heldChecks[r.Name] = r
-		return
-	}
 	v := 0.0
 	if r.Healthy {
 		v = 1

@@ -106,7 +106,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.BoolVar(&o.Smoke, "smoke", false, "CI smoke: 2 runs of each scenario, 10s loss soak with one candidate, 5s cost window")
 	fs.StringVar(&o.Bin, "bin", "", "the hbd `binary` run in the lab (hbd-lab passes the hbd next to it)")
 	fs.StringVar(&o.LogDir, "logs", "", "keep every lab's process logs and configs under `dir`")
-	fs.StringVar(&settings, "settings", "defaults,matched,fastest", "comma-separated settings to run")
+	fs.StringVar(&settings, "settings", "defaults,matched,fastest", "comma-separated settings to run (\"none\": only the handover series)")
 	fs.DurationVar(&o.Soak, "soak", 60*time.Second, "loss soak per candidate setting")
 	fs.DurationVar(&o.Cost, "cost-window", 60*time.Second, "idle CPU measuring window")
 	fs.DurationVar(&o.CrashCap, "crash-cap", 10*time.Second, "how long a killed daemon's host is watched for the VIP")
@@ -152,6 +152,9 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	for _, s := range strings.Split(settings, ",") {
 		s = strings.TrimSpace(s)
+		if s == "none" { // only the handover series
+			continue
+		}
 		if !slices.Contains([]string{SettingDefaults, SettingMatched, SettingFastest}, s) {
 			return o, fmt.Errorf("bench: --settings: unknown setting %q", s)
 		}
