@@ -25,6 +25,7 @@ const (
 
 // Kernel constants the program compares with.
 const (
+	tcpTimeWait  = 6  // TCP_TIME_WAIT
 	tcpListen    = 10 // TCP_LISTEN
 	tcActOK      = 0  // TC_ACT_OK: let the packet go on up the stack
 	currentNetns = -1 // BPF_F_CURRENT_NETNS
@@ -41,7 +42,9 @@ const (
 //  2. a SYN without ACK opens a new connection: this host serves it, pass;
 //  3. look the 4-tuple up among this host's sockets (bpf_skc_lookup_tcp,
 //     which also finds request and time-wait sockets); a socket other than
-//     a listener means the connection is ours: pass;
+//     a listener or a time-wait one means the connection is ours: pass (a
+//     time-wait socket is left from an earlier connection on a client port
+//     that the client has since used again, with the previous master);
 //  4. otherwise the connection was opened with the previous master (its SYN
 //     went there before the clients followed our announcement): rewrite
 //     the Ethernet addresses (to: the previous master; from: us) and send
@@ -155,6 +158,7 @@ func program(cfgMapFD int) asm.Instructions {
 		asm.LoadMem(asm.R8, asm.R0, sockState, asm.Word),
 		asm.Mov.Reg(asm.R1, asm.R0),
 		asm.FnSkRelease.Call(),
+		asm.JEq.Imm(asm.R8, tcpTimeWait, "forward"),
 		asm.JNE.Imm(asm.R8, tcpListen, "pass"),
 
 		// Not ours: to the previous master.
