@@ -3,7 +3,9 @@
 #   make test   every test (unit, property, fuzz smoke, namespaces, browser)
 GO      ?= $(shell command -v go || echo /usr/local/go/bin/go)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.buildDate=$(DATE)
 BIN     := bin/hbd
 LAB     := bin/hbd-lab
 
