@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"runtime"
 
 	"github.com/hbdproject/hbd/internal/daemon"
+	"github.com/hbdproject/hbd/internal/journal"
 )
 
 func init() {
@@ -30,5 +32,10 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
-	return daemon.Run(ctx, daemon.Options{ConfigPath: *path, Version: version})
+	// Under systemd, stderr is the journal: log native entries with their
+	// priority and HBD_* fields (journalctl -p warning, HBD_STATE=MASTER).
+	level := new(slog.LevelVar)
+	b := buildInfo()
+	return daemon.Run(ctx, daemon.Options{ConfigPath: *path, Version: b.Version, Commit: b.Commit,
+		Logger: slog.New(journal.New(level)), Level: level})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/journal"
 	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/webapp"
 )
@@ -93,6 +94,9 @@ func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if journal.StderrIsJournal() {
+		log = slog.New(journal.New(level))
+	}
 	redisconn.SetLogger(log)
 	srv, err := webapp.New(cfg, nil, log)
 	if err != nil {
