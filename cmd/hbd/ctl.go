@@ -66,7 +66,7 @@ func readConfigLoosely(path string) (*config.Config, error) {
 
 func clientFlags(name, usage string) (*flag.FlagSet, *string, *string) {
 	fs := newFlags(name, usage)
-	cfg := fs.String("c", defaultConfig, "config `file` (to find the control socket; without it and without -c: "+defaultSocket+")")
+	cfg := fs.String("c", defaultConfig, "config `file` naming the control socket (with no -c, -s or default file: "+defaultSocket+")")
 	sock := fs.String("s", "", "control `socket` path (overrides the config's control_socket)")
 	return fs, cfg, sock
 }
