@@ -160,7 +160,7 @@ func TestUnitsHardening(t *testing.T) {
 			"Type":                    "notify",
 			"User":                    "hbd",
 			"WatchdogSec":             "5s",
-			"Restart":                 "always",
+			"Restart":                 "on-failure",
 			"AmbientCapabilities":     "CAP_NET_ADMIN CAP_NET_RAW",
 			"CapabilityBoundingSet":   "CAP_NET_ADMIN CAP_NET_RAW",
 			"RuntimeDirectory":        "hbd",
@@ -196,6 +196,11 @@ func TestUnitsHardening(t *testing.T) {
 		}
 	}
 	d := directives(string(read(t, "hbd.service")))
+	// A bad config fails the start and, after a few tries, stays failed:
+	// no endless restart loop once a second.
+	if l, b := d["Unit.StartLimitIntervalSec"], d["Unit.StartLimitBurst"]; len(l) != 1 || l[0] == "0" || l[0] == "infinity" || len(b) != 1 || b[0] == "0" {
+		t.Errorf("hbd.service: StartLimitIntervalSec=%q StartLimitBurst=%q: a failing start would be retried forever", l, b)
+	}
 	if r := d["Service.ExecReload"]; len(r) == 0 || r[len(r)-1] != "/bin/kill -HUP $MAINPID" {
 		t.Errorf("hbd.service: ExecReload=%q, want it to end with /bin/kill -HUP $MAINPID", r)
 	}

@@ -254,6 +254,7 @@ func (s Spec) files() ([]file, error) {
 		{systemd.Files, "pc01.yaml", "/usr/share/doc/hbd/examples/pc01.yaml", 0o644},
 		{systemd.Files, "pc02.yaml", "/usr/share/doc/hbd/examples/pc02.yaml", 0o644},
 		{systemd.Files, "webapp.env", "/usr/share/doc/hbd/examples/webapp.env", 0o644},
+		{systemd.Files, "hbd-hooks.rules", "/usr/share/doc/hbd/examples/50-hbd-hooks.rules", 0o644},
 		{debianFiles, "debian/hbd.sysusers", "/usr/lib/sysusers.d/hbd.conf", 0o644},
 		{debianFiles, "debian/hbd.tmpfiles", "/usr/lib/tmpfiles.d/hbd.conf", 0o644},
 		{debianFiles, "debian/lintian-overrides", "/usr/share/lintian/overrides/hbd", 0o644},

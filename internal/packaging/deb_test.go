@@ -185,12 +185,13 @@ func TestDebContents(t *testing.T) {
 		"/usr/share/doc/hbd/changelog.Debian.gz":     "-rw-r--r-- root/root",
 		"/usr/share/doc/hbd/benchmarks.md":           "-rw-r--r-- root/root",
 		"/usr/share/doc/hbd/benchmarks/failover.png": "-rw-r--r-- root/root",
-		"/etc/hbd":                               "drwxr-xr-x root/root",
-		"/etc/hbd/hbd.yaml":                      "-rw-r--r-- root/root",
-		"/etc/hbd/webapp.env":                    "-rw------- root/root",
-		"/usr/share/doc/hbd/examples/pc01.yaml":  "-rw-r--r-- root/root",
-		"/usr/share/doc/hbd/examples/pc02.yaml":  "-rw-r--r-- root/root",
-		"/usr/share/doc/hbd/examples/webapp.env": "-rw-r--r-- root/root",
+		"/etc/hbd":                                       "drwxr-xr-x root/root",
+		"/etc/hbd/hbd.yaml":                              "-rw-r--r-- root/root",
+		"/etc/hbd/webapp.env":                            "-rw------- root/root",
+		"/usr/share/doc/hbd/examples/pc01.yaml":          "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/examples/pc02.yaml":          "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/examples/webapp.env":         "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/examples/50-hbd-hooks.rules": "-rw-r--r-- root/root",
 	}
 	shipped, err := linkedDocs(os.DirFS("../../docs"), Docs)
 	if err != nil {
