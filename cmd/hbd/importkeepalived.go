@@ -15,11 +15,12 @@ func init() {
 }
 
 func runImportKeepalived(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("import-keepalived", "Usage: hbd import-keepalived [--node NAME] [--key-file FILE] [--listen ADDR] FILE\n\n"+
+	fs := newFlags("import-keepalived", "Usage: hbd import-keepalived [--node NAME] [--key-file FILE] [--listen ADDR] [--config-id ID] FILE\n\n"+
 		"Reads a keepalived.conf with one vrrp_instance (FILE, or - for standard\n"+
 		"input; include directives are followed) and prints the equivalent hbd\n"+
 		"config on standard output, with comments saying where each value came\n"+
-		"from. Warnings about settings left out or changed go to standard error;\n"+
+		"from. A program given without a path is looked up on this host's PATH.\n"+
+		"Warnings about settings left out or changed go to standard error;\n"+
 		"anything that cannot be mapped is an error naming its file and line, and\n"+
 		"nothing is printed. Flags may also follow FILE. Then: hbd keygen --write\n"+
 		"/etc/hbd/key, and hbd check.\n")
@@ -27,6 +28,7 @@ func runImportKeepalived(ctx context.Context, args []string, stdout, stderr io.W
 	fs.StringVar(&opts.Node, "node", "", "this host's node `name` (default: left out, so hbd uses the host name)")
 	fs.StringVar(&opts.KeyFile, "key-file", keepalived.DefaultKeyFile, "the shared key `file` to name in auth_key_file")
 	fs.StringVar(&opts.Listen, "listen", "", "this host's heartbeat `address`, when the instance has no unicast_src_ip")
+	fs.StringVar(&opts.ConfigID, "config-id", "", "keep the conditional lines (@`ID` …) for this config id, as keepalived -i ID does")
 	pos, err := parse(fs, args, stdout)
 	if err != nil {
 		return err

@@ -24,9 +24,9 @@ _hbd() {
 	import-keepalived)
 		case $prev in
 		-key-file|--key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-		-listen|--listen|-node|--node) COMPREPLY=(); return ;;
+		-config-id|--config-id|-listen|--listen|-node|--node) COMPREPLY=(); return ;;
 		esac
-		COMPREPLY=($(compgen -W '--key-file --listen --node --help' -- "$cur"))
+		COMPREPLY=($(compgen -W '--config-id --key-file --listen --node --help' -- "$cur"))
 		[[ $cur == -* ]] || COMPREPLY+=($(compgen -f -- "$cur"))
 		;;
 	keygen)
