@@ -14,7 +14,7 @@ LAB     := bin/hbd-lab
 
 # Unit packages (pure, or on loopback) and the namespace suites (root).
 UNIT  := ./heartbeat/... ./internal/config/... ./internal/control/... ./internal/health/... \
-         ./internal/notify/... ./internal/drain/... ./internal/sdnotify/... ./internal/keepalived/... \
+         ./internal/notify/... ./internal/drain/... ./internal/sdnotify/... ./internal/keepalived/... ./internal/journal/... \
          ./internal/daemon/... ./internal/witness/... ./internal/proc/... ./internal/redisconn/... \
          ./internal/redistest/... ./internal/testenv/...
 NETNS := ./vip/... ./internal/lab/... ./webapp/... ./systemd/... ./internal/packaging/... \
