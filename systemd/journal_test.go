@@ -96,6 +96,8 @@ j -p warning -o cat
 	if !master || !checkFails || !started {
 		t.Errorf("entries: MASTER transition at info with HBD_STATE/HBD_REASON %v, failing check at warning %v, start at info %v\n%s", master, checkFails, started, out)
 	}
+	// Everything else hbd logged here is information (start, transitions,
+	// the claim, the clean stop): none of it passes -p warning.
 	for _, l := range strings.Split(strings.TrimSpace(warnings), "\n") {
 		if !strings.HasPrefix(l, "check fails") {
 			t.Errorf("journalctl -p warning shows %q: only the failing check is a warning here", l)

@@ -702,7 +702,7 @@ func (d *Daemon) transition(a election.Action) {
 	}
 	d.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "state", a.To.String(),
 		"epoch", a.Epoch, "reason", a.Reason, "vip", vipStrings(d.cfg))
-	if a.From == election.Master {
+	if a.From == election.Master && a.To != election.Init { // not when stopping: no warning on every clean stop
 		if until := d.m.Status(time.Now()).HoldDownUntil; until.After(time.Now()) {
 			d.log.Warn("lost mastership: no preemption during the hold-down (it doubles each time mastership is lost soon after it was won)",
 				"hold_down", time.Until(until).Round(time.Millisecond))
