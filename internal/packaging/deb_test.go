@@ -324,6 +324,9 @@ func TestInstallIntoRoot(t *testing.T) {
 			}
 			// The installed binary runs, and the installed example passes
 			// hbd check once there is a key.
+			if v := run(t, filepath.Join(root, "usr/bin/hbd"), "version"); !strings.Contains(v, "hbd 1.2.3~test1\n") || !strings.Contains(v, "commit: 0123456789abcdef\n") {
+				t.Errorf("the packaged hbd's version:\n%s", v)
+			}
 			key := run(t, filepath.Join(root, "usr/bin/hbd"), "keygen")
 			keyPath := filepath.Join(root, "etc/hbd/key")
 			if err := os.WriteFile(keyPath, []byte(key), 0o600); err != nil {
