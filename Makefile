@@ -13,7 +13,7 @@ BIN     := bin/hbd
 LAB     := bin/hbd-lab
 
 # Unit packages (pure, or on loopback) and the namespace suites (root).
-UNIT  := ./heartbeat/... ./internal/config/... ./internal/control/... ./internal/health/... \
+UNIT  := ./heartbeat/... ./scripts/... ./internal/config/... ./internal/control/... ./internal/health/... \
          ./internal/notify/... ./internal/drain/... ./internal/sdnotify/... ./internal/keepalived/... ./internal/journal/... \
          ./internal/daemon/... ./internal/witness/... ./internal/proc/... ./internal/redisconn/... \
          ./internal/redistest/... ./internal/testenv/...

@@ -34,8 +34,11 @@ older() { # older A B: version A is older than version B
 	[ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n1)" = "$1" ]
 }
 fetch="install Go $go_min or newer from https://go.dev/dl/ (tar -C /usr/local -xzf go$go_min.linux-amd64.tar.gz, then put /usr/local/go/bin on PATH)"
-gobin=$(command -v go || true)
-[ -n "$gobin" ] || [ ! -x /usr/local/go/bin/go ] || gobin=/usr/local/go/bin/go
+# $HBD_GO names the go binary to judge (the tests set it); an empty or
+# missing one means no Go.
+gobin=${HBD_GO-$(command -v go || true)}
+[ -n "${HBD_GO+set}" ] || [ -n "$gobin" ] || [ ! -x /usr/local/go/bin/go ] || gobin=/usr/local/go/bin/go
+[ -z "$gobin" ] || [ -x "$gobin" ] || gobin=
 if [ -n "$gobin" ]; then
 	# In the module, so that a Go 1.21+ may switch to the toolchain go.mod asks for.
 	have=$(cd "$here" && "$gobin" env GOVERSION 2>/dev/null || true)
