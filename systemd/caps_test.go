@@ -12,8 +12,8 @@ import (
 )
 
 // TestDaemonRunsWithUnitCapabilities runs `hbd run` the way hbd.service
-// does — an unprivileged user holding only the unit's ambient capabilities
-// — in a fresh network namespace, and checks that it claims an IPv4 and an
+// does — an unprivileged user holding only the unit's ambient capabilities,
+// at the unit's Nice= — in a fresh network namespace, and checks that it claims an IPv4 and an
 // IPv6 VIP, announces them without a permission error, and releases them
 // on SIGTERM. Addresses are documentation ranges inside that namespace.
 func TestDaemonRunsWithUnitCapabilities(t *testing.T) {
@@ -32,6 +32,12 @@ func TestDaemonRunsWithUnitCapabilities(t *testing.T) {
 		set = append(set, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
 	}
 	capList := strings.Join(set, ",")
+	// The unit's Nice= is applied by systemd (as root) before it drops
+	// privileges; so does this test.
+	nice := directives(string(read(t, "hbd.service")))["Service.Nice"]
+	if len(nice) != 1 {
+		t.Fatalf("Nice = %q", nice)
+	}
 
 	// A directory the unprivileged user can reach (t.TempDir's parent is 0700).
 	dir, err := os.MkdirTemp("", "hbd-caps-")
@@ -71,7 +77,7 @@ ip link add hbd0 type veth peer name hbd1
 ip link set hbd1 up
 ip link set hbd0 up
 ip addr add 198.51.100.11/24 dev hbd0
-setpriv --reuid=%[1]d --regid=%[1]d --clear-groups --inh-caps=%[2]s --ambient-caps=%[2]s --bounding-set=-all,%[2]s \
+nice -n %[6]s setpriv --reuid=%[1]d --regid=%[1]d --clear-groups --inh-caps=%[2]s --ambient-caps=%[2]s --bounding-set=-all,%[2]s \
 	%[3]s run -c %[4]s >%[5]s 2>&1 &
 pid=$!
 i=0
@@ -86,7 +92,7 @@ kill -TERM $pid
 wait $pid || { echo "hbd exited with $?"; exit 1; }
 if ip -o addr show dev hbd0 | grep -q '198.51.100.10/24\|2001:db8::10/64'; then echo "VIPs left behind"; exit 1; fi
 echo released
-`, nobody, capList, bin, cfg, logFile)
+`, nobody, capList, bin, cfg, logFile, nice[0])
 	out, err := exec.Command(unshare, "--net", "sh", "-c", script).CombinedOutput()
 	log, _ := os.ReadFile(logFile)
 	if err != nil {

@@ -890,6 +890,10 @@ const chainWindow = 250 * time.Millisecond
 
 func (d *Daemon) openChain() {
 	c, err := handoff.New(d.cfg.Interface, vipPrefixes(d.cfg), d.log)
+	if errors.Is(err, handoff.ErrNotEthernet) {
+		d.log.Info("no daisy chaining on this interface", "err", err)
+		return
+	}
 	if err != nil {
 		d.log.Warn("daisy chaining unavailable: a TCP handshake straddling a handover may be reset", "err", err)
 		return

@@ -33,6 +33,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// ErrNotEthernet is matched (errors.Is) by New's error for an interface
+// without an Ethernet address (loopback, a tunnel): there is no L2 to
+// forward over, and nothing is wrong.
+var ErrNotEthernet = errors.New("handoff: not an Ethernet interface")
+
 // Chain is the daisy-chaining program attached to one interface. Its
 // methods are safe for concurrent use.
 type Chain struct {
@@ -62,7 +67,7 @@ func New(ifname string, vips []netip.Prefix, log *slog.Logger) (*Chain, error) {
 	}
 	c := &Chain{ifindex: ifi.Index, mac: ifi.HardwareAddr, log: log}
 	if len(c.mac) != 6 {
-		return nil, fmt.Errorf("handoff: %s has no Ethernet address", ifname)
+		return nil, fmt.Errorf("%w: %s has no Ethernet address", ErrNotEthernet, ifname)
 	}
 	for _, p := range vips {
 		a := p.Addr().Unmap()
