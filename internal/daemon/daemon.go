@@ -385,7 +385,14 @@ func (d *Daemon) endHandoff() {
 	d.handoffEnd = time.Time{}
 	if d.autoDrained {
 		d.autoDrained = false
-		go d.undrain()
+		cfg, log := d.cfg.Drain, d.log // the loop may swap d.cfg on reload
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := drain.Undrain(ctx, cfg, log); err != nil {
+				log.Warn("undraining the local app", "err", err)
+			}
+		}()
 	}
 	if err := d.vip.EndHandoff(); err != nil {
 		d.log.Warn("ending the hand-off", "err", err)
@@ -868,11 +875,12 @@ func (d *Daemon) drainForHandoff() {
 		return
 	}
 	d.autoDrained = true
+	cfg, log := d.cfg.Drain, d.log // the loop may swap d.cfg on reload
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), handoffGrace)
 		defer cancel()
-		if _, err := drain.Drain(ctx, d.cfg.Drain, d.log); err != nil {
-			d.log.Warn("draining the local app for the hand-off", "err", err)
+		if _, err := drain.Drain(ctx, cfg, log); err != nil {
+			log.Warn("draining the local app for the hand-off", "err", err)
 		}
 	}()
 }
