@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -698,7 +697,7 @@ func (d *Daemon) transition(a election.Action) {
 		lvl = slog.LevelWarn
 	}
 	d.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "state", a.To.String(),
-		"epoch", a.Epoch, "reason", a.Reason, "vip", vipStrings(d.cfg))
+		"epoch", a.Epoch, "cause", a.Cause.String(), "reason", a.Reason, "vip", vipStrings(d.cfg))
 	if a.From == election.Master {
 		if until := d.m.Status(time.Now()).HoldDownUntil; until.After(time.Now()) {
 			d.log.Warn("lost mastership: no preemption during the hold-down (it doubles each time mastership is lost soon after it was won)",
@@ -707,7 +706,7 @@ func (d *Daemon) transition(a election.Action) {
 	}
 	d.metrics.setState(a.To.String())
 	d.metrics.epoch.Set(float64(d.m.Epoch()))
-	d.metrics.transitions.WithLabelValues(a.From.String(), a.To.String(), reasonLabel(a.Reason)).Inc()
+	d.metrics.transitions.WithLabelValues(a.From.String(), a.To.String(), a.Cause.String()).Inc()
 	if a.To != election.Init {
 		d.hooks.Notify(notify.Event{
 			From: a.From.String(), To: a.To.String(), Node: d.cfg.Node, VIPs: vipStrings(d.cfg),
@@ -718,18 +717,6 @@ func (d *Daemon) transition(a election.Action) {
 		d.readySent = true
 		notifyReady(a.To.String())
 	}
-}
-
-// reasonLabel keeps the transitions metric's cardinality bounded: reasons
-// carry node names and numbers, the label only their kind.
-func reasonLabel(r string) string {
-	for _, kind := range []string{"started", "stopping", "handover", "preempted", "no master", "link down", "check",
-		"maintenance", "recovered", "split brain", "stalled", "released", "witness", "self-fenced"} {
-		if strings.Contains(r, kind) {
-			return kind
-		}
-	}
-	return "other"
 }
 
 // peerName names the peer at addr, or gives the address if it was never

@@ -8,21 +8,6 @@ import (
 	"github.com/hbdproject/hbd/internal/config"
 )
 
-func TestReasonLabelsAreBounded(t *testing.T) {
-	for reason, want := range map[string]string{
-		"pc01 released the VIP to us":         "released",
-		"handover to pc02":                    "handover",
-		"no master heard and we rank highest": "no master",
-		"check webapp failing":                "check",
-		"our loop stalled for 3.466s, longer than dead_after: another node may have claimed": "stalled",
-		"something new": "other",
-	} {
-		if got := reasonLabel(reason); got != want {
-			t.Errorf("reasonLabel(%q) = %q, want %q", reason, got, want)
-		}
-	}
-}
-
 func TestNeedsRestart(t *testing.T) {
 	base := func() *config.Config {
 		return &config.Config{Node: "pc01", Priority: 100, Interface: "eth0", Interval: config.Duration(5 * time.Millisecond)}
