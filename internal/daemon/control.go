@@ -226,14 +226,13 @@ func (d *Daemon) status(now time.Time) control.Status {
 		}
 		if info != nil {
 			cp.Address = info.addr.Addr().String()
-			seen := d.fresh.get(p.Node)
 			for _, path := range []heartbeat.Path{heartbeat.PathUDP, heartbeat.PathTCP} {
 				age := control.Age(-time.Second)
-				if t := seen.last[path]; !t.IsZero() {
+				if t := info.last[path]; !t.IsZero() {
 					age = control.Age(now.Sub(t))
 				}
 				cp.LastFrame[path.String()] = age
-				cp.Received[path.String()] = seen.received[path]
+				cp.Received[path.String()] = info.received[path]
 			}
 			cp.Lost = info.lost
 			cp.MaxGap = control.Duration(info.maxGap)

@@ -25,6 +25,7 @@ import (
 	"github.com/hbdproject/hbd/internal/notify"
 	"github.com/hbdproject/hbd/internal/sdnotify"
 	"github.com/hbdproject/hbd/vip"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure Run.
@@ -41,20 +42,15 @@ type inFrame struct {
 	from netip.AddrPort
 	path heartbeat.Path
 	at   time.Time
+	dup  bool // a second copy: the frame came by the other path first
 }
 
-// peerInfo is what the loop knows of a peer beyond the core's view.
-type peerInfo struct {
-	addr    netip.AddrPort
-	boot    uint64
-	seq     uint64
-	lost    uint64
-	lastAny time.Time     // last authentic frame on any path
-	maxGap  time.Duration // longest wait between two authentic frames
-
-	minTransit *time.Duration // least (arrival − sent) seen: clock offset plus the best delay
-	lateRun    int            // late frames in a row
-	lateSince  time.Time      // arrival of the first of them
+// peer is what the loop knows of a peer beyond the core's view: its
+// tracker and its metric series, looked up once.
+type peer struct {
+	peerTrack
+	lostMetric prometheus.Counter
+	rttMetric  prometheus.Observer
 }
 
 // Daemon is one running `hbd run`.
@@ -85,7 +81,7 @@ type Daemon struct {
 	calls  chan func()
 
 	// loop-owned
-	peers       map[string]*peerInfo
+	peers       map[string]*peer
 	burst       []time.Time // pending announcement rounds
 	masterSeen  time.Time   // last frame from whoever was master, for the failover-phase metric
 	readySent   bool
@@ -93,7 +89,6 @@ type Daemon struct {
 	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
 	lastTCPSend time.Time
 
-	fresh    freshness // per peer and path: last authentic frame, count
 	rejMu    sync.Mutex
 	rejected map[string]map[string]uint64 // path → reason → count
 
@@ -135,9 +130,8 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 		frames:   make(chan inFrame, 256),
 		links:    make(chan bool, 16),
 		calls:    make(chan func(), 16),
-		peers:    map[string]*peerInfo{},
+		peers:    map[string]*peer{},
 		rejected: map[string]map[string]uint64{},
-		fresh:    freshness{peers: map[string]*pathSeen{}},
 	}
 	var err error
 	d.vip, err = vip.New(cfg.Interface, vipPrefixes(cfg), vip.Options{Lifetime: cfg.VIPLifetime.D(), Logger: log})
@@ -359,67 +353,27 @@ func (d *Daemon) endHandoff() {
 }
 
 // deliver verifies inbound frames in the transports' goroutines and hands
-// the authentic ones to the loop.
+// the authentic ones to the loop, second copies (duplicate or stale)
+// included: they tell the loop that their path works.
 func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
 	return func(in heartbeat.Inbound) {
 		f, err := d.rx.Accept(in.Data, in.From)
-		if f.Node != "" {
-			// Authentic, even when a copy already came by the other path:
-			// this path works.
-			d.fresh.note(f.Node, in.Path, in.At)
-			d.metrics.received[in.Path].Inc()
-		}
 		if err != nil {
 			reason := heartbeat.Reason(err)
 			d.countReject(in.Path, reason)
 			if reason != "duplicate" && reason != "stale" {
 				d.log.Debug("frame rejected", "path", in.Path.String(), "from", in.From.String(), "reason", reason, "err", err)
 			}
-			return // the loop only needs each frame once
 		}
+		if f.Node == "" {
+			return // not authentic
+		}
+		d.metrics.received[in.Path].Inc()
 		select {
-		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At}:
+		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At, dup: err != nil}:
 		case <-ctx.Done():
 		}
 	}
-}
-
-// freshness records, per peer, when each path last delivered an authentic
-// frame and how many; the transports' goroutines write it, status reads it.
-type freshness struct {
-	mu    sync.Mutex
-	peers map[string]*pathSeen
-}
-
-type pathSeen struct {
-	last     [3]time.Time // by heartbeat.Path
-	received [3]uint64
-}
-
-func (f *freshness) note(node string, path heartbeat.Path, at time.Time) {
-	if int(path) >= len(pathSeen{}.last) {
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p := f.peers[node]
-	if p == nil {
-		p = &pathSeen{}
-		f.peers[node] = p
-	}
-	if at.After(p.last[path]) {
-		p.last[path] = at
-	}
-	p.received[path]++
-}
-
-func (f *freshness) get(node string) pathSeen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if p := f.peers[node]; p != nil {
-		return *p
-	}
-	return pathSeen{}
 }
 
 func (d *Daemon) countReject(path heartbeat.Path, reason string) {
@@ -472,8 +426,11 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		if now.Sub(d.lastRTTScan) >= time.Second {
 			d.lastRTTScan = now
-			for addr, rtt := range d.tcp.RTTs() {
-				d.metrics.rtt.WithLabelValues(d.peerName(addr)).Observe(rtt.Seconds())
+			rtts := d.tcp.RTTs()
+			for _, p := range d.peers {
+				if rtt, ok := rtts[p.addr.Addr()]; ok {
+					p.rttMetric.Observe(rtt.Seconds())
+				}
 			}
 		}
 		next := d.m.NextDeadline()
@@ -500,46 +457,25 @@ func (d *Daemon) onFrame(in inFrame) {
 	f := in.f
 	p := d.peers[f.Node]
 	if p == nil {
-		p = &peerInfo{}
+		p = &peer{lostMetric: d.metrics.lost.WithLabelValues(f.Node), rttMetric: d.metrics.rtt.WithLabelValues(f.Node)}
 		d.peers[f.Node] = p
 		d.log.Info("peer heard", "peer", f.Node, "from", in.from.String(), "path", in.path.String())
 	}
-	p.addr = in.from
-	if !p.lastAny.IsZero() && in.at.Sub(p.lastAny) > p.maxGap {
-		p.maxGap = in.at.Sub(p.lastAny)
+	v := p.observe(seenFrame{path: in.path, from: in.from, at: in.at, sent: f.SentAt, boot: f.Boot, seq: f.Seq, dup: in.dup},
+		d.cfg.DeadAfter.D(), d.cfg.Interval.D())
+	if in.dup {
+		return
 	}
-	if in.at.After(p.lastAny) {
-		p.lastAny = in.at
+	if v.lost > 0 {
+		p.lostMetric.Add(float64(v.lost))
 	}
-	// A frame that spent longer than dead_after on its way (a TCP backlog
-	// flushed after an outage) says nothing about the peer now: acting on
-	// it could see an old BACKUP where there is a MASTER today. The delay
-	// is measured against the fastest frame seen from this peer, so the
-	// two hosts' clocks need not agree, only run at the same rate.
-	// A run of late frames that arrive spaced like live ones (not as one
-	// burst) means the peer's clock was stepped: adopt the new offset.
-	if transit := in.at.Sub(f.SentAt); p.minTransit == nil || transit < *p.minTransit {
-		p.minTransit, p.lateRun = &transit, 0
-	} else if transit-*p.minTransit > d.cfg.DeadAfter.D() {
-		if p.lateRun == 0 {
-			p.lateSince = in.at
-		}
-		p.lateRun++
-		if p.lateRun < 3 || in.at.Sub(p.lateSince) < 2*d.cfg.Interval.D() {
-			d.countReject(in.path, "late")
-			return
-		}
-		d.log.Warn("peer's clock seems to have been stepped; adopting its new offset", "peer", f.Node, "shift", (transit - *p.minTransit).Round(time.Millisecond))
-		p.minTransit, p.lateRun = &transit, 0
-	} else {
-		p.lateRun = 0
+	if v.late {
+		d.countReject(in.path, "late")
+		return
 	}
-	if f.Boot == p.boot && f.Seq > p.seq+1 {
-		n := f.Seq - p.seq - 1
-		p.lost += n
-		d.metrics.lost.WithLabelValues(f.Node).Add(float64(n))
+	if v.shift != 0 {
+		d.log.Warn("peer's clock seems to have been stepped; adopting its new offset", "peer", f.Node, "shift", v.shift.Round(time.Millisecond))
 	}
-	p.boot, p.seq = f.Boot, f.Seq
 	if f.State == election.Master {
 		d.masterSeen = in.at
 	}
@@ -717,17 +653,6 @@ func (d *Daemon) transition(a election.Action) {
 		d.readySent = true
 		notifyReady(a.To.String())
 	}
-}
-
-// peerName names the peer at addr, or gives the address if it was never
-// heard.
-func (d *Daemon) peerName(addr netip.Addr) string {
-	for name, p := range d.peers {
-		if p.addr.Addr() == addr {
-			return name
-		}
-	}
-	return addr.String()
 }
 
 // call runs fn in the loop and waits for it.
