@@ -82,7 +82,7 @@ type Daemon struct {
 
 	// loop-owned
 	peers       map[string]*peer
-	burst       []time.Time // pending announcement rounds
+	burst       burst     // the announcement burst in progress
 	masterSeen  time.Time   // last frame from whoever was master, for the failover-phase metric
 	readySent   bool
 	lastRTTScan time.Time
@@ -391,6 +391,7 @@ func (d *Daemon) countReject(path heartbeat.Path, reason string) {
 func (d *Daemon) loop(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var armed time.Time // what timer is set for
 	hup := make(chan os.Signal, 1)
 	notifySIGHUP(hup)
 	defer stopSignals(hup)
@@ -413,12 +414,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-hup:
 			d.reload()
 		case <-timer.C:
-			now := time.Now()
-			d.act(d.m.Tick(now))
-			d.announceDue(now)
-			if !d.handoffEnd.IsZero() && !now.Before(d.handoffEnd) {
-				d.endHandoff()
-			}
+			armed = time.Time{} // spent: arm it again below
+			d.runDue(time.Now())
 		}
 		now := time.Now()
 		if _, err := wd.Ping(now); err != nil {
@@ -433,23 +430,26 @@ func (d *Daemon) loop(ctx context.Context) error {
 				}
 			}
 		}
-		next := d.m.NextDeadline()
-		if len(d.burst) > 0 && d.burst[0].Before(next) {
-			next = d.burst[0]
+		// One timer, armed for the earliest deadline; left alone when that
+		// has not moved (a frame rarely moves it).
+		if next := earliest(d.m.NextDeadline(), d.burst.deadline(), d.handoffEnd, wd.Next(now)); !next.Equal(armed) {
+			armed = next
+			timer.Reset(max(next.Sub(now), 0))
 		}
-		if !d.handoffEnd.IsZero() && d.handoffEnd.Before(next) {
-			next = d.handoffEnd
-		}
-		if w := wd.Next(now); !w.IsZero() && w.Before(next) {
-			next = w
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(max(time.Until(next), 0))
+	}
+}
+
+// runDue does what is due at now: the core's timers, an announcement
+// round, the end of a hand-off.
+func (d *Daemon) runDue(now time.Time) {
+	if !now.Before(d.m.NextDeadline()) {
+		d.act(d.m.Tick(now))
+	}
+	if d.burst.due(now) {
+		d.announce()
+	}
+	if !d.handoffEnd.IsZero() && !now.Before(d.handoffEnd) {
+		d.endHandoff()
 	}
 }
 
@@ -502,7 +502,7 @@ func (d *Daemon) act(acts []election.Action) {
 		case election.ActClaim:
 			d.claim(a)
 		case election.ActRelease:
-			d.burst = nil
+			d.burst.stop()
 			release := d.vip.Release
 			if a.Handoff {
 				release = d.vip.Handoff
@@ -520,8 +520,8 @@ func (d *Daemon) act(acts []election.Action) {
 			}
 		case election.ActAnnounce:
 			d.log.Info("announcing the VIPs again", "reason", a.Reason)
-			d.startBurst(time.Now())
-			d.announceDue(time.Now())
+			d.burst.begin(time.Now(), 1)
+			d.announce()
 		case election.ActSend:
 			d.send(a.Frame, a.Target, a.Periodic)
 		case election.ActNotify:
@@ -558,27 +558,17 @@ func (d *Daemon) claim(a election.Action) {
 		d.metrics.bypassed.Inc()
 		d.log.Error("CLAIMED WITHOUT THE WITNESS LEASE: the witness is unreachable and witness.policy is available; two masters are possible until it returns")
 	}
-	d.startBurst(decided)
-	d.burst = d.burst[1:] // Claim sent the first round
+	d.burst.begin(decided, 1) // Claim sent the first round
 }
 
-func (d *Daemon) startBurst(from time.Time) {
-	d.burst = d.burst[:0]
-	for _, off := range vip.BurstSchedule() {
-		d.burst = append(d.burst, from.Add(off))
+// announce sends one announcement round, while we are master.
+func (d *Daemon) announce() {
+	if d.m.State() != election.Master {
+		d.burst.stop()
+		return
 	}
-}
-
-func (d *Daemon) announceDue(now time.Time) {
-	for len(d.burst) > 0 && !d.burst[0].After(now) {
-		d.burst = d.burst[1:]
-		if d.m.State() != election.Master {
-			d.burst = nil
-			return
-		}
-		if err := d.vip.Announce(); err != nil {
-			d.log.Warn("announcing the VIPs", "err", err)
-		}
+	if err := d.vip.Announce(); err != nil {
+		d.log.Warn("announcing the VIPs", "err", err)
 	}
 }
 
