@@ -83,7 +83,7 @@ type Daemon struct {
 	// loop-owned
 	peers       map[string]*peer
 	burst       burst     // the announcement burst in progress
-	masterSeen  time.Time   // last frame from whoever was master, for the failover-phase metric
+	masterSeen  time.Time // last frame from whoever was master, for the failover-phase metric
 	readySent   bool
 	lastRTTScan time.Time
 	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
