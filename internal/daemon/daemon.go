@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hbdproject/hbd/internal/witness/lease"
@@ -63,8 +64,8 @@ type Daemon struct {
 
 	m       *election.Machine
 	vip     *vip.Manager
-	rx      *heartbeat.Receiver
-	udp     *heartbeat.UDPTransport // the current paths; replaced when a reload changes the peers
+	rx      atomic.Pointer[heartbeat.Receiver] // replaced when a reload brings a new key; read by the transports
+	udp     *heartbeat.UDPTransport            // the current paths; replaced when a reload changes the peers
 	tcp     *heartbeat.TCPTransport
 	paths   *paths
 	checks  *health.Runner
@@ -138,7 +139,7 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.rx = heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node)
+	d.rx.Store(heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node))
 	d.hooks = notify.New(cfg.Notify, log)
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
@@ -357,7 +358,7 @@ func (d *Daemon) endHandoff() {
 // included: they tell the loop that their path works.
 func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
 	return func(in heartbeat.Inbound) {
-		f, err := d.rx.Accept(in.Data, in.From)
+		f, err := d.rx.Load().Accept(in.Data, in.From)
 		if err != nil {
 			reason := heartbeat.Reason(err)
 			d.countReject(in.Path, reason)
