@@ -13,7 +13,6 @@ import (
 	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/drain"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // defaultHandoverTimeout bounds a handover whose request names none.
@@ -272,7 +271,7 @@ func (d *Daemon) metricsServer(addr string) (func(context.Context) error, error)
 		return nil, fmt.Errorf("metrics: listening on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", d.metrics.reg.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return func(ctx context.Context) error {
 		go func() {

@@ -23,10 +23,10 @@ import (
 	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/health"
+	"github.com/hbdproject/hbd/internal/metrics"
 	"github.com/hbdproject/hbd/internal/notify"
 	"github.com/hbdproject/hbd/internal/sdnotify"
 	"github.com/hbdproject/hbd/vip"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure Run.
@@ -50,8 +50,8 @@ type inFrame struct {
 // tracker and its metric series, looked up once.
 type peer struct {
 	peerTrack
-	lostMetric prometheus.Counter
-	rttMetric  prometheus.Observer
+	lostMetric *metrics.Counter
+	rttMetric  *metrics.Histogram
 }
 
 // Daemon is one running `hbd run`.
@@ -71,7 +71,7 @@ type Daemon struct {
 	checks  *health.Runner
 	leaser  *leaser // nil without a witness
 	hooks   *notify.Runner
-	metrics *metrics
+	metrics *daemonMetrics
 
 	boot    uint64
 	seq     uint64
@@ -378,7 +378,7 @@ func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
 }
 
 func (d *Daemon) countReject(path heartbeat.Path, reason string) {
-	d.metrics.rejected.WithLabelValues(path.String(), reason).Inc()
+	d.metrics.rejected.With(path.String(), reason).Inc()
 	d.rejMu.Lock()
 	defer d.rejMu.Unlock()
 	byReason := d.rejected[path.String()]
@@ -458,7 +458,7 @@ func (d *Daemon) onFrame(in inFrame) {
 	f := in.f
 	p := d.peers[f.Node]
 	if p == nil {
-		p = &peer{lostMetric: d.metrics.lost.WithLabelValues(f.Node), rttMetric: d.metrics.rtt.WithLabelValues(f.Node)}
+		p = &peer{lostMetric: d.metrics.lost.With(f.Node), rttMetric: d.metrics.rtt.With(f.Node)}
 		d.peers[f.Node] = p
 		d.log.Info("peer heard", "peer", f.Node, "from", in.from.String(), "path", in.path.String())
 	}
@@ -550,13 +550,13 @@ func (d *Daemon) claim(a election.Action) {
 		d.log.Error("claiming the VIPs", "vip", vipStrings(d.cfg), "err", err)
 	}
 	if !d.masterSeen.IsZero() {
-		d.metrics.phases.WithLabelValues("detect").Observe(decided.Sub(d.masterSeen).Seconds())
-		d.metrics.phases.WithLabelValues("total").Observe(done.Sub(d.masterSeen).Seconds())
+		d.metrics.phases.With("detect").Observe(decided.Sub(d.masterSeen).Seconds())
+		d.metrics.phases.With("total").Observe(done.Sub(d.masterSeen).Seconds())
 	}
-	d.metrics.phases.WithLabelValues("claim").Observe(done.Sub(decided).Seconds())
+	d.metrics.phases.With("claim").Observe(done.Sub(decided).Seconds())
 	d.log.Info("VIPs claimed", "vip", vipStrings(d.cfg), "epoch", a.Epoch, "took", done.Sub(decided), "reason", a.Reason)
 	if a.Bypass {
-		d.metrics.bypassed.Inc()
+		d.leaser.bypassed.Inc()
 		d.log.Error("CLAIMED WITHOUT THE WITNESS LEASE: the witness is unreachable and witness.policy is available; two masters are possible until it returns")
 	}
 	d.burst.begin(decided, 1) // Claim sent the first round
@@ -631,9 +631,9 @@ func (d *Daemon) transition(a election.Action) {
 				"hold_down", time.Until(until).Round(time.Millisecond))
 		}
 	}
-	d.metrics.setState(a.To.String())
+	d.metrics.setState(a.To)
 	d.metrics.epoch.Set(float64(d.m.Epoch()))
-	d.metrics.transitions.WithLabelValues(a.From.String(), a.To.String(), a.Cause.String()).Inc()
+	d.metrics.transitions.With(a.From.String(), a.To.String(), a.Cause.String()).Inc()
 	if a.To != election.Init {
 		d.hooks.Notify(notify.Event{
 			From: a.From.String(), To: a.To.String(), Node: d.cfg.Node, VIPs: vipStrings(d.cfg),
@@ -699,7 +699,7 @@ func (d *Daemon) onCheck(r health.Result) {
 	if r.Healthy {
 		v = 1
 	}
-	d.metrics.checkUp.WithLabelValues(r.Name).Set(v)
+	d.metrics.checkUp.With(r.Name).Set(v)
 	if r.Healthy {
 		d.log.Info("check passes", "check", r.Name, "detail", r.Detail)
 	} else {

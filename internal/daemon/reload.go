@@ -69,7 +69,7 @@ func (d *Daemon) reload() {
 		for _, t := range d.cfg.Tracks {
 			if !slices.ContainsFunc(nc.Tracks, func(n config.Track) bool { return n.Name == t.Name }) {
 				d.act(d.m.RemoveCheck(now, t.Name))
-				d.metrics.checkUp.DeleteLabelValues(t.Name)
+				d.metrics.checkUp.Delete(t.Name)
 			}
 		}
 		d.checks = health.New(nc.Tracks, d.log)

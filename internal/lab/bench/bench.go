@@ -402,7 +402,12 @@ func (r *runner) costSettings(ctx context.Context) error {
 		r.logf("setting %s: hbd %s; keepalived %s", set, hbd, ka)
 		ps, err := r.startPairs(ctx, r.pairConfig(strings.ReplaceAll(set, " ", "-"), run, ka))
 		if err != nil {
-			return err
+			// One more try: a lab's start-up can fail on a busy machine
+			// (an IPv6 address not yet usable when Redis binds it).
+			r.warn("%s: %v; trying once more", set, err)
+			if ps, err = r.startPairs(ctx, r.pairConfig(strings.ReplaceAll(set, " ", "-"), run, ka)); err != nil {
+				return err
+			}
 		}
 		err = r.cost(ctx, ps, set)
 		if cerr := closeAll(ps); cerr != nil {
