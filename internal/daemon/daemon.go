@@ -390,8 +390,12 @@ func (d *Daemon) countReject(path heartbeat.Path, reason string) {
 }
 
 func (d *Daemon) loop(ctx context.Context) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	timer, err := newAlarm()
+	if err != nil {
+		return err
+	}
+	defer timer.close()
+	timer.set(0)
 	var armed time.Time // what timer is set for
 	hup := make(chan os.Signal, 1)
 	notifySIGHUP(hup)
@@ -435,7 +439,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		// has not moved (a frame rarely moves it).
 		if next := earliest(d.m.NextDeadline(), d.burst.deadline(), d.handoffEnd, wd.Next(now)); !next.Equal(armed) {
 			armed = next
-			timer.Reset(max(next.Sub(now), 0))
+			timer.set(next.Sub(now))
 		}
 	}
 }
