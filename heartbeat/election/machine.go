@@ -3,6 +3,7 @@ package election
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,8 +32,10 @@ type check struct {
 
 // Machine is one node's election state machine. It does no I/O and reads no
 // clock: every input carries the current time and every method returns the
-// actions the caller must carry out, in order. It is not safe for
-// concurrent use: one goroutine (the daemon's loop) owns it.
+// actions the caller must carry out, in order. The returned slice belongs
+// to the Machine and is valid until the next call that returns actions
+// (a steady heartbeat allocates nothing). It is not safe for concurrent
+// use: one goroutine (the daemon's loop) owns it.
 type Machine struct {
 	cfg Config
 
@@ -43,6 +46,7 @@ type Machine struct {
 	maintenance bool
 	checks      map[string]*check
 	peers       map[string]*peer
+	sorted      []*peer // the peers by name, for decisions every node reaches alike
 
 	lastEvent   time.Time // to notice our own stalls (SIGSTOP, a hung host)
 	listenStart time.Time // start of the current listening period
@@ -69,7 +73,8 @@ type Machine struct {
 	claimedAt      time.Time     // when we last became master
 	holdDownFor    time.Duration // the current hold-down: doubles on each quick loss of mastership
 
-	out []Action
+	out     []Action
+	flushed []Action // what the last call returned; reused
 }
 
 // New returns a machine in INIT at time now. The caller should report the
@@ -131,6 +136,8 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 	if p == nil {
 		p = &peer{name: h.Node}
 		m.peers[h.Node] = p
+		i, _ := slices.BinarySearchFunc(m.sorted, h.Node, func(q *peer, name string) int { return strings.Compare(q.name, name) })
+		m.sorted = slices.Insert(m.sorted, i, p)
 	}
 	if h.Epoch > m.maxEpoch {
 		m.maxEpoch = h.Epoch
@@ -448,13 +455,13 @@ func (m *Machine) begin(now time.Time) {
 }
 
 func (m *Machine) evaluate(now time.Time) {
-	if f := m.faults(); len(f) > 0 {
+	if m.faulty() {
 		if m.state != Fault {
 			cause := CauseCheck
 			if !m.linkUp {
 				cause = CauseLinkDown
 			}
-			m.leave(now, Fault, cause, strings.Join(f, "; "))
+			m.leave(now, Fault, cause, strings.Join(m.faults(), "; "))
 		}
 		m.sendDue(now)
 		return
@@ -691,8 +698,9 @@ func (m *Machine) sendDue(now time.Time) {
 func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
 
 // flush returns the pending actions, merging duplicate heartbeat sends.
+// The slice is the Machine's own: it is valid until the next call into it.
 func (m *Machine) flush(now time.Time) []Action {
-	out := m.out[:0:0]
+	out := m.flushed[:0]
 	sent := -1
 	for _, a := range m.out {
 		if a.Kind == ActSend && a.Frame == Heartbeat {
@@ -705,6 +713,7 @@ func (m *Machine) flush(now time.Time) []Action {
 		out = append(out, a)
 	}
 	m.out = m.out[:0]
+	m.flushed = out
 	return out
 }
 
@@ -752,7 +761,21 @@ func (m *Machine) bestEligible(now time.Time) bool {
 	return true
 }
 
-func (m *Machine) eligible() bool { return len(m.faults()) == 0 && !m.maintenance }
+func (m *Machine) eligible() bool { return !m.faulty() && !m.maintenance }
+
+// faulty reports whether faults would name anything, without building the
+// list.
+func (m *Machine) faulty() bool {
+	if !m.linkUp {
+		return true
+	}
+	for _, c := range m.checks {
+		if c.fault && !c.healthy {
+			return true
+		}
+	}
+	return false
+}
 
 func (m *Machine) ready() bool {
 	if !m.eligible() {
@@ -798,14 +821,8 @@ func (m *Machine) checkNames() []string {
 	return names
 }
 
-func (m *Machine) sortedPeers() []*peer {
-	ps := make([]*peer, 0, len(m.peers))
-	for _, p := range m.peers {
-		ps = append(ps, p)
-	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
-	return ps
-}
+// sortedPeers returns the peers by name; callers must not modify it.
+func (m *Machine) sortedPeers() []*peer { return m.sorted }
 
 // outranks orders candidates for an election: higher priority wins, and
 // between equals the smaller name, so that every node reaches the same

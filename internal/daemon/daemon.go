@@ -76,6 +76,8 @@ type Daemon struct {
 	boot    uint64
 	seq     uint64
 	started time.Time
+	signer  *heartbeat.Signer // with key; loop-owned
+	sendBuf []byte            // our encoded frame, reused
 
 	frames chan inFrame
 	links  chan bool
@@ -140,6 +142,9 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 		return nil, err
 	}
 	d.rx.Store(heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node))
+	if d.signer, err = heartbeat.NewSigner(res.Key); err != nil {
+		return nil, err
+	}
 	d.hooks = notify.New(cfg.Notify, log)
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
@@ -605,10 +610,11 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 		Node:     d.cfg.Node,
 		Target:   target,
 	}
-	b, err := f.Marshal(d.key)
+	b, err := d.signer.AppendSigned(d.sendBuf[:0], &f)
 	if err != nil {
 		panic(fmt.Sprintf("hbd: encoding our own frame: %v", err)) // config validation makes this impossible
 	}
+	d.sendBuf = b
 	if err := d.udp.Send(b); err != nil {
 		d.log.Debug("sending over UDP", "err", err)
 	}

@@ -40,6 +40,11 @@ func (d *Daemon) reload() {
 	}
 	now := time.Now()
 	changed := liveChanges(d.cfg, d.key, nc, res.Key)
+	signer, err := heartbeat.NewSigner(res.Key)
+	if err != nil { // config.Load refuses empty keys: not reached
+		d.log.Error("reload refused: the key cannot sign", "err", err)
+		return
+	}
 	if slices.Contains(changed, "peers") {
 		// New peers: reopen both paths on the same address. Heartbeats
 		// pause for the milliseconds this takes, far below dead_after.
@@ -58,7 +63,7 @@ func (d *Daemon) reload() {
 		// a fresh receiver (empty replay windows) cannot be fooled by them.
 		d.log.Warn("shared key changed: frames are now signed and checked with the new key; peers still on the old one are rejected (bad_tag) until they reload too",
 			"old", keyID(d.key), "new", keyID(res.Key), "file", nc.AuthKeyFile)
-		d.key = res.Key
+		d.key, d.signer = res.Key, signer
 		d.rx.Store(heartbeat.NewReceiver(res.Key, nc.ClusterID, nc.Node))
 	}
 	if slices.Contains(changed, "priority") {
