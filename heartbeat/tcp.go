@@ -389,7 +389,7 @@ func (t *TCPTransport) untrack(conn net.Conn) {
 // readConn reads length-prefixed frames from an incoming connection until
 // it fails or carries a bad length (the stream cannot be resynchronised).
 func (t *TCPTransport) readConn(conn net.Conn, from netip.AddrPort, deliver func(Inbound)) {
-	br := bufio.NewReaderSize(conn, 2*(2+MaxFrameSize))
+	br := bufio.NewReaderSize(streamIO(conn), 2*(2+MaxFrameSize))
 	var hdr [2]byte
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -514,6 +514,7 @@ func (t *TCPTransport) writeLoop(ctx context.Context, conn net.Conn, p *tcpPeer)
 		<-dead
 	}()
 	buf := make([]byte, 0, 2+MaxFrameSize)
+	w := streamIO(conn)
 	for {
 		select {
 		case <-ctx.Done():
@@ -527,7 +528,7 @@ func (t *TCPTransport) writeLoop(ctx context.Context, conn net.Conn, p *tcpPeer)
 				t.c.sendErrors.Add(1)
 				return err
 			}
-			if _, err := conn.Write(buf); err != nil {
+			if _, err := w.Write(buf); err != nil {
 				t.c.sendErrors.Add(1)
 				return err
 			}
