@@ -49,7 +49,12 @@ func (s rawStream) Read(p []byte) (int, error) {
 	return int(n), nil
 }
 
-func (s rawStream) Write(p []byte) (int, error) {
+func (s rawStream) Write(p []byte) (int, error) { return s.write(p, true) }
+
+// writeNow writes what the socket takes at once, without waiting.
+func (s rawStream) writeNow(p []byte) (int, error) { return s.write(p, false) }
+
+func (s rawStream) write(p []byte, wait bool) (int, error) {
 	written := 0
 	var errno syscall.Errno
 	err := s.rc.Write(func(fd uintptr) bool {
@@ -61,7 +66,7 @@ func (s rawStream) Write(p []byte) (int, error) {
 				written += int(n)
 			case syscall.EINTR:
 			case syscall.EAGAIN:
-				return false // wait for room in the poller
+				return !wait // wait for room in the poller, or give up
 			default:
 				errno = e
 				return true

@@ -524,17 +524,37 @@ func (t *TCPTransport) writeLoop(ctx context.Context, conn net.Conn, p *tcpPeer)
 		case b := <-p.queue:
 			buf = binary.BigEndian.AppendUint16(buf[:0], uint16(len(b)))
 			buf = append(buf, b...)
-			if err := conn.SetWriteDeadline(time.Now().Add(t.opts.WriteTimeout)); err != nil {
-				t.c.sendErrors.Add(1)
-				return err
-			}
-			if _, err := w.Write(buf); err != nil {
+			if err := writeFrame(conn, w, buf, t.opts.WriteTimeout); err != nil {
 				t.c.sendErrors.Add(1)
 				return err
 			}
 			t.c.sent.Add(1)
 		}
 	}
+}
+
+// writeFrame writes b to conn (through w) within timeout. Where w can write
+// without waiting, the deadline is set only when the socket buffer is
+// full: re-arming a timer for every frame woke the runtime at every beat.
+func writeFrame(conn net.Conn, w io.Writer, b []byte, timeout time.Duration) error {
+	nw, ok := w.(interface{ writeNow([]byte) (int, error) })
+	if ok {
+		n, err := nw.writeNow(b)
+		if err != nil || n == len(b) {
+			return err
+		}
+		b = b[n:]
+	}
+	if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if ok {
+		return conn.SetWriteDeadline(time.Time{})
+	}
+	return nil
 }
 
 // jitter returns a duration between d/2 and d ("equal jitter"), so that

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -676,5 +677,60 @@ func TestJitter(t *testing.T) {
 	}
 	if jitter(0) != 0 || jitter(1) != 1 {
 		t.Fatal("jitter of tiny durations")
+	}
+}
+
+// A peer that accepts but never reads fills the socket buffers; the write
+// that cannot complete within WriteTimeout drops the connection (the
+// deadline is set only when a write has to wait, so this is its test).
+func TestTCPWriteTimeoutOnStuckPeer(t *testing.T) {
+	checkGoroutines(t)
+	// A small receive buffer (inherited by accepted connections), so the
+	// buffers fill within a few thousand frames.
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	stuck, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		var held []net.Conn // never read
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := stuck.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	defer func() { stuck.Close(); <-accepted }()
+	a, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"),
+		// A long user timeout, so that only the write deadline can end
+		// the connection within the test's bound.
+		[]netip.AddrPort{addrOf(stuck.Addr())}, TCPOptions{WriteTimeout: 100 * time.Millisecond, UserTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, a, newSink())
+	frame := newFrame(t, "alpha")
+	deadline := time.Now().Add(15 * time.Second)
+	for a.Stats().SendErrors == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no write timed out against a peer that never reads: %+v", a.Stats())
+		}
+		for range 1000 {
+			if err := a.Send(frame); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

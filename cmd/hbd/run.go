@@ -23,7 +23,7 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	path := fs.String("c", defaultConfig, "config file")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hbd run [-c FILE]\n\nRuns the daemon in the foreground until SIGTERM or SIGINT, then releases the\nVIP and tells the peers (bye) so they take over at once. SIGHUP reloads the\nconfig (priority, tracks, hooks, drain, log level). Needs CAP_NET_ADMIN and\nCAP_NET_RAW (or root).\n\n")
+		fmt.Fprintf(stderr, "Usage: hbd run [-c FILE]\n\nRuns the daemon in the foreground until SIGTERM or SIGINT, then releases the\nVIP and tells the peers (bye) so they take over at once. SIGHUP reloads the\nconfig (peers, priority, tracks, hooks, drain, log level, the shared key, also\nwhen its file was rewritten in place). Needs CAP_NET_ADMIN and CAP_NET_RAW (or\nroot).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
