@@ -23,9 +23,11 @@ setup:
 	./scripts/setup.sh
 
 # Two binaries: hbd (the daemon and its CLI, what ships) and hbd-lab (the
-# demo and the benchmark, which run the hbd next to them).
+# demo and the benchmark, which run the hbd next to them). hbd is built as
+# the package ships it, static (no libc mapped: about 1.5 MB less RSS), so
+# the benchmark measures what runs in production.
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hbd
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hbd
 	$(GO) build -o $(LAB) ./cmd/hbd-lab
 
 demo: setup build
