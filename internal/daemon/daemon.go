@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ import (
 type Options struct {
 	ConfigPath string
 	Version    string
+	Commit     string       // of the build: hbd_build_info's commit label
 	Logger     *slog.Logger // nil: text logs on stderr at the config's log_level
 	Level      *slog.LevelVar
 }
@@ -148,6 +150,7 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	d.hooks = notify.New(cfg.Notify, log)
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
+	d.metrics.buildInfo.With(opts.Version, opts.Commit, runtime.Version()).Set(1)
 	if cfg.Witness.Enabled() {
 		if d.leaser, err = newLeaser(cfg, d); err != nil {
 			return nil, err
@@ -635,7 +638,7 @@ func (d *Daemon) transition(a election.Action) {
 	}
 	d.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "state", a.To.String(),
 		"epoch", a.Epoch, "cause", a.Cause.String(), "reason", a.Reason, "vip", vipStrings(d.cfg))
-	if a.From == election.Master {
+	if a.From == election.Master && a.To != election.Init { // not when stopping: no warning on every clean stop
 		if until := d.m.Status(time.Now()).HoldDownUntil; until.After(time.Now()) {
 			d.log.Warn("lost mastership: no preemption during the hold-down (it doubles each time mastership is lost soon after it was won)",
 				"hold_down", time.Until(until).Round(time.Millisecond))

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"time"
+
 	"github.com/hbdproject/hbd/heartbeat"
 	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/hbdproject/hbd/internal/metrics"
@@ -23,6 +25,9 @@ type daemonMetrics struct {
 	claims      *metrics.Counter
 	releases    *metrics.Counter
 	phases      *metrics.HistogramVec
+	buildInfo   *metrics.GaugeVec
+	peerAlive   *metrics.GaugeVec
+	leaseHeld   *metrics.Gauge // nil without a witness (the leaser registers it)
 
 	// frames' children, looked up once: they are counted per frame
 	sent, received [3]*metrics.Counter // by heartbeat.Path
@@ -48,9 +53,13 @@ func newMetrics(hookDrops func() float64) *daemonMetrics {
 		claims:   reg.NewCounter("hbd_vip_claims_total", "Times this node claimed the VIPs."),
 		releases: reg.NewCounter("hbd_vip_releases_total", "Times this node released the VIPs."),
 		phases: reg.NewHistogramVec("hbd_failover_phase_seconds",
-			"Failover phases on the claiming node: detect (last frame from the old master to the decision), add (decision to VIP added), announce (VIP added to first gratuitous ARP/NA sent), total.",
+			"Failover phases on the claiming node: detect (last frame from the old master to the decision), claim (decision to VIP added and first gratuitous ARP/NA sent), total.",
 			metrics.ExponentialBuckets(0.0001, 2, 18), "phase"),
 	}
+	m.buildInfo = reg.NewGaugeVec("hbd_build_info",
+		"Always 1; the labels say which hbd is running: version, commit and the Go version that built it.", "version", "commit", "goversion")
+	m.peerAlive = reg.NewGaugeVec("hbd_peer_alive",
+		"1 while a peer is alive (an authentic frame on some path within dead_after), 0 while it is not.", "peer")
 	reg.NewCounterFunc("hbd_notify_dropped_total", "Notify hook runs dropped because the queue was full.", hookDrops)
 	state := reg.NewGaugeVec("hbd_state", "1 for the node's current election state, 0 for the others.", "state")
 	for s := range m.state {
@@ -72,5 +81,26 @@ func (m *daemonMetrics) setState(s election.State) {
 			v = 1
 		}
 		g.Set(v)
+	}
+}
+
+// observe sets the gauges that mirror the core's view: each peer's
+// liveness and whether this node holds the witness lease. The metrics
+// handler calls it in the loop before every scrape.
+func (m *daemonMetrics) observe(s election.Status, now time.Time) {
+	m.peerAlive.Reset() // a reload may have removed peers
+	for _, p := range s.Peers {
+		v := 0.0
+		if p.Alive {
+			v = 1
+		}
+		m.peerAlive.With(p.Node).Set(v)
+	}
+	if m.leaseHeld != nil {
+		held := 0.0
+		if s.LeaseUntil.After(now) {
+			held = 1
+		}
+		m.leaseHeld.Set(held)
 	}
 }

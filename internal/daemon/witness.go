@@ -44,6 +44,7 @@ func newLeaser(cfg *config.Config, d *Daemon) (*leaser, error) {
 		bypassed: d.metrics.reg.NewCounter("hbd_witness_bypassed_total",
 			"Claims made without the witness lease because it was unreachable (policy available)."),
 	}
+	d.metrics.leaseHeld = d.metrics.reg.NewGauge("hbd_witness_lease_held", "1 while this node believes it holds the witness lease, 0 otherwise.")
 	return l, nil
 }
 

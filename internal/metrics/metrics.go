@@ -367,6 +367,13 @@ func (v *vec[T]) delete(values []string) bool {
 	return ok
 }
 
+// reset forgets every series.
+func (v *vec[T]) reset() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	clear(v.series)
+}
+
 func (v *vec[T]) write(w *bufio.Writer) {
 	v.mu.Lock()
 	es := make([]*entry[T], 0, len(v.series))
@@ -424,6 +431,9 @@ func (g *GaugeVec) With(values ...string) *Gauge { return g.v.with(values) }
 
 // Delete removes the series of the label values.
 func (g *GaugeVec) Delete(values ...string) bool { return g.v.delete(values) }
+
+// Reset removes every series.
+func (g *GaugeVec) Reset() { g.v.reset() }
 
 // HistogramVec is a histogram per combination of label values.
 type HistogramVec struct{ v *vec[Histogram] }
