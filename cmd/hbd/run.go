@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/hbdproject/hbd/internal/daemon"
 	"github.com/hbdproject/hbd/internal/journal"
@@ -31,6 +32,14 @@ func runDaemon(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// lab). $GOMAXPROCS still wins.
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
+	}
+	// Its live heap is about a megabyte and it allocates little (two small
+	// objects per received frame), so a quarter of the default GC target
+	// costs a collection every few seconds of almost nothing and keeps
+	// the resident set about 2 MB smaller (12.7 instead of 14.8 MB after a
+	// minute at 5 ms, measured in the lab). $GOGC still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(25)
 	}
 	// Under systemd, stderr is the journal: log native entries with their
 	// priority and HBD_* fields (journalctl -p warning, HBD_STATE=MASTER).
