@@ -77,9 +77,13 @@ type Daemon struct {
 	hooks   *notify.Runner
 	metrics *metrics
 
-	boot    uint64
-	seq     uint64
-	started time.Time
+	boot     uint64
+	seq      uint64
+	sessions []heartbeat.Session // reused by send
+	started  time.Time
+
+	versionMu   sync.Mutex
+	versionSeen map[netip.Addr]time.Time // when an old peer was last warned about
 
 	frames chan inFrame
 	links  chan bool
@@ -145,7 +149,7 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.rx = heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node)
+	d.rx = heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node, d.boot)
 	d.hooks = notify.New(cfg.Notify, log)
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
@@ -373,7 +377,9 @@ func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
 		if err != nil {
 			reason := heartbeat.Reason(err)
 			d.countReject(in.Path, reason)
-			if reason != "duplicate" && reason != "stale" {
+			if reason == "version" {
+				d.warnVersion(in.From, err)
+			} else if reason != "duplicate" && reason != "stale" {
 				d.log.Debug("frame rejected", "path", in.Path.String(), "from", in.From.String(), "reason", reason, "err", err)
 			}
 			return // the loop only needs each frame once
@@ -383,6 +389,23 @@ func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// warnVersion tells the operator, once a minute per address, that a peer
+// speaks another frame version: its frames are ignored, so the two nodes
+// cannot see each other until both run the same hbd.
+func (d *Daemon) warnVersion(from netip.AddrPort, err error) {
+	d.versionMu.Lock()
+	defer d.versionMu.Unlock()
+	if d.versionSeen == nil {
+		d.versionSeen = map[netip.Addr]time.Time{}
+	}
+	if last, ok := d.versionSeen[from.Addr()]; ok && time.Since(last) < time.Minute {
+		return
+	}
+	d.versionSeen[from.Addr()] = time.Now()
+	d.log.Error("peer speaks another heartbeat frame version: its frames are ignored until both nodes run the same hbd (see docs/runbooks.md, upgrading across a frame version)",
+		"peer", from.Addr().String(), "err", err)
 }
 
 // freshness records, per peer, when each path last delivered an authentic
@@ -674,7 +697,9 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 		SentAt:   time.Now(),
 		Node:     d.cfg.Node,
 		Target:   target,
+		Sessions: d.rx.Sessions(d.sessions[:0]), // our challenges, their echoes
 	}
+	d.sessions = f.Sessions
 	b, err := f.Marshal(d.key)
 	if err != nil {
 		panic(fmt.Sprintf("hbd: encoding our own frame: %v", err)) // config validation makes this impossible
