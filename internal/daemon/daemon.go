@@ -322,7 +322,9 @@ func (d *Daemon) openPaths(peers []netip.AddrPort) error {
 	if err != nil {
 		return fmt.Errorf("heartbeat over UDP: %w", err)
 	}
-	tcp, err := heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peers, heartbeat.TCPOptions{Logger: d.log})
+	// A regular beat goes over TCP every tcpEvery: a new connection has
+	// twice that (at least a second) to prove itself.
+	tcp, err := heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peers, heartbeat.TCPOptions{Logger: d.log, AuthTimeout: max(time.Second, 2*d.tcpEvery())})
 	if err != nil {
 		udp.Close()
 		return fmt.Errorf("heartbeat over TCP: %w", err)
@@ -364,9 +366,10 @@ func (d *Daemon) endHandoff() {
 }
 
 // deliver verifies inbound frames in the transports' goroutines and hands
-// the authentic ones to the loop.
-func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
-	return func(in heartbeat.Inbound) {
+// the authentic ones to the loop. It reports whether the frame was
+// authentic.
+func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) bool {
+	return func(in heartbeat.Inbound) bool {
 		f, err := d.rx.Accept(in.Data, in.From)
 		if f.Node != "" {
 			// Authentic, even when a copy already came by the other path:
@@ -382,12 +385,13 @@ func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
 			} else if reason != "duplicate" && reason != "stale" {
 				d.log.Debug("frame rejected", "path", in.Path.String(), "from", in.From.String(), "reason", reason, "err", err)
 			}
-			return // the loop only needs each frame once
+			return f.Node != "" // the loop only needs each frame once
 		}
 		select {
 		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At}:
 		case <-ctx.Done():
 		}
+		return true
 	}
 }
 

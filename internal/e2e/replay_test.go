@@ -248,9 +248,11 @@ func killAndClaim(t *testing.T, c *cluster.Cluster, master, standby string) {
 // while pc01 restarts. Before sessions pc01 stayed BACKUP as long as the
 // recording lasted and nobody held the VIP.
 func TestReplayedMasterFramesBlackOutRestartedReceiver(t *testing.T) {
-	c := startElected(t, preemptOff())
-	handover(t, c, "pc01", "pc02")
-	_, err := c.WaitOnlyHolder("pc02", 5*time.Second)
+	// pc02 outranks pc01, so its MASTER frames keep pc01 BACKUP.
+	o := preemptOff()
+	o.Priority = map[string]int{"pc01": 100, "pc02": 150}
+	c := start(t, o)
+	_, err := c.WaitOnlyHolder("pc02", 10*time.Second)
 	must(t, err)
 	capt, err := c.Lab.CaptureUDP("pc01", config.DefaultPort)
 	must(t, err)
