@@ -258,7 +258,7 @@ func runCommand(ctx context.Context, argv []string) (string, error) {
 	cmd := proc.Command(ctx, argv, waitDelay)
 	out := &proc.Capped{Max: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
-	err := cmd.Run()
+	err := proc.Run(cmd)
 	detail := "exit status 0"
 	if cmd.ProcessState != nil {
 		detail = cmd.ProcessState.String()
