@@ -51,7 +51,7 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server, erro
 		s.rdb, s.ownedRDB = c, true
 	}
 	s.store = NewRedisStore(s.rdb, cfg.KeyPrefix, cfg.SessionTTL)
-	s.handler = s.instrument(s.routes())
+	s.handler = s.instrument(s.sameOriginOnly(s.routes()))
 	s.adminHandler = loopbackOnly(s.adminRoutes())
 	return s, nil
 }
