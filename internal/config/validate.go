@@ -378,31 +378,6 @@ func (v *validator) validateKey(c *Config) []byte {
 	return key
 }
 
-// ReadKey reads a shared key file, refusing one that group or others may
-// read or that is shorter than MinKeyLen bytes. Surrounding white space is
-// not part of the key.
-func ReadKey(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("key file %s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s has mode %04o: group or others may access it; run chmod 600 %s", path, perm, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	key := []byte(strings.TrimSpace(string(b)))
-	if len(key) < MinKeyLen {
-		return nil, fmt.Errorf("key in %s is %d bytes; at least %d are needed (hbd keygen writes 64)", path, len(key), MinKeyLen)
-	}
-	return key, nil
-}
-
 // suggest proposes the known field closest to a misspelt one.
 func suggest(name string) string {
 	best, bestD := "", 3

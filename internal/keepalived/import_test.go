@@ -24,7 +24,7 @@ func TestGolden(t *testing.T) {
 		t.Fatalf("no testdata/*.conf: %v", err)
 	}
 	key := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(key, []byte(strings.Repeat("k", 64)), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(strings.Repeat("0123456789abcdef", 4)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, conf := range confs {
