@@ -209,6 +209,12 @@ func (v *validator) validate(c *Config) []byte {
 	v.validateURL("drain.inflight_url", c.Drain.InflightURL)
 	v.validateURL("drain.undrain_url", c.Drain.UndrainURL)
 	v.validateCommand("drain.command", c.Drain.Command)
+	if c.Drain.Socket != "" && !filepath.IsAbs(c.Drain.Socket) {
+		v.fail("drain.socket", "%q must be an absolute path", c.Drain.Socket)
+	}
+	if c.Drain.TokenFile != "" && !filepath.IsAbs(c.Drain.TokenFile) {
+		v.fail("drain.token_file", "%q must be an absolute path", c.Drain.TokenFile)
+	}
 	v.validateWitness(c)
 	return v.validateKey(c)
 }
