@@ -464,9 +464,7 @@ func (t *TCPTransport) readConn(conn net.Conn, from netip.AddrPort, deliver func
 		if ok && !authed {
 			authed = true
 			t.promote(conn)
-			if err := conn.SetReadDeadline(time.Time{}); err != nil {
-				return
-			}
+			_ = conn.SetReadDeadline(time.Time{}) // on a closed connection the next read fails anyway
 		}
 	}
 }
