@@ -31,7 +31,9 @@
 //
 //	in := make(chan heartbeat.Inbound, 64)
 //	for _, t := range transports {
-//		go t.Run(ctx, func(m heartbeat.Inbound) { in <- m })
+//		// deliver says whether a frame was authentic; TCP trusts a
+//		// connection from its first. (hbd verifies in deliver itself.)
+//		go t.Run(ctx, func(m heartbeat.Inbound) bool { in <- m; return true })
 //	}
 //
 //	m := election.New(ecfg, time.Now())
