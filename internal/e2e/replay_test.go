@@ -134,7 +134,7 @@ func watchOnly(c *cluster.Cluster, want string) *holderWatch {
 			select {
 			case <-w.stop:
 				return
-			case <-time.After(5 * time.Millisecond):
+			case <-time.After(10 * time.Millisecond):
 			}
 			h := c.Holders()
 			w.mu.Lock()
@@ -170,9 +170,9 @@ func restartHbd(t *testing.T, c *cluster.Cluster, node string) time.Time {
 // a loaded test machine does not fail over by itself, which would look
 // like a successful attack.
 const (
-	replayInterval  = 10 * time.Millisecond
-	replayDeadAfter = time.Second
-	claimSlack      = 500 * time.Millisecond
+	replayInterval  = 20 * time.Millisecond
+	replayDeadAfter = 2 * time.Second
+	claimSlack      = time.Second
 )
 
 // preemptOff is the review's setting: nothing moves the VIP back by itself.
@@ -209,7 +209,7 @@ func TestReplayedReleasedAfterReceiverRestart(t *testing.T) {
 	}
 	t.Logf("captured %d Released frames from pc02 naming pc01", len(released))
 
-	rp := replay(t, c, released, 500*time.Microsecond, true)
+	rp := replay(t, c, released, time.Millisecond, true)
 	time.Sleep(200 * time.Millisecond)
 	w := watchOnly(c, "pc02")
 	restartHbd(t, c, "pc01")
@@ -265,7 +265,7 @@ func TestReplayedMasterFramesBlackOutRestartedReceiver(t *testing.T) {
 	must(t, err)
 	capt, err := c.Lab.CaptureUDP("pc01", config.DefaultPort)
 	must(t, err)
-	time.Sleep(6 * time.Second)
+	time.Sleep(8 * time.Second)
 	var masters []recorded
 	for _, r := range record(t, c, capt.Stop(), "pc02") {
 		if r.f.State == election.Master && r.f.Kind == election.Heartbeat {
@@ -331,7 +331,7 @@ func TestReplayedFramesOfSendersEarlierBoot(t *testing.T) {
 	restartHbd(t, c, "pc02")
 	time.Sleep(500 * time.Millisecond)
 	w := watchOnly(c, "pc01")
-	rp := replay(t, c, old, 500*time.Microsecond, true)
+	rp := replay(t, c, old, time.Millisecond, true)
 	time.Sleep(3 * time.Second)
 	rp.end()
 	samples, bad := w.end()
@@ -376,8 +376,8 @@ func TestSteadyReplayStreamChangesNothing(t *testing.T) {
 	waitReady(t, c, standby)
 
 	w := watchOnly(c, master)
-	r1 := replay(t, c, from2, time.Millisecond, true)
-	r2 := replay(t, c, from1, time.Millisecond, true)
+	r1 := replay(t, c, from2, 2*time.Millisecond, true)
+	r2 := replay(t, c, from1, 2*time.Millisecond, true)
 	time.Sleep(3 * time.Second)
 	samples, bad := w.end()
 	if len(bad) > 0 {
