@@ -265,10 +265,27 @@ func TestReplayedMasterFramesBlackOutRestartedReceiver(t *testing.T) {
 	must(t, err)
 	capt, err := c.Lab.CaptureUDP("pc01", config.DefaultPort)
 	must(t, err)
-	time.Sleep(8 * time.Second)
+	// Enough frames to outlast the restart and dead_after several times
+	// over at the replay's pace (a loaded machine sends fewer per second).
+	const want, pace = 80, 100 * time.Millisecond
+	isMaster := func(r recorded) bool { return r.f.State == election.Master && r.f.Kind == election.Heartbeat }
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		n := 0
+		for _, r := range record(t, c, capt.Snapshot(), "pc02") {
+			if isMaster(r) {
+				n++
+			}
+		}
+		if n >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recorded only %d MASTER frames of pc02 in 60s", n)
+		}
+	}
 	var masters []recorded
 	for _, r := range record(t, c, capt.Stop(), "pc02") {
-		if r.f.State == election.Master && r.f.Kind == election.Heartbeat {
+		if isMaster(r) {
 			masters = append(masters, r)
 		}
 	}
@@ -276,7 +293,9 @@ func TestReplayedMasterFramesBlackOutRestartedReceiver(t *testing.T) {
 
 	must(t, c.KillHbd("pc02"))
 	must(t, c.Nodes["pc01"].Hbd.Stop(5*time.Second))
-	rp := replay(t, c, masters, replayInterval, false)
+	// In order, once, slower than they were sent: each still arrives
+	// well within dead_after of the one before.
+	rp := replay(t, c, masters, pace, false)
 	started := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
