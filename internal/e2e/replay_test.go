@@ -261,7 +261,19 @@ func TestReplayedMasterFramesBlackOutRestartedReceiver(t *testing.T) {
 	o := preemptOff()
 	o.Priority = map[string]int{"pc01": 100, "pc02": 150}
 	c := start(t, o)
-	_, err := c.WaitOnlyHolder("pc02", 10*time.Second)
+	// pc01 claims first if pc02's daemon came up late (preempt is off):
+	// hand over then.
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); len(c.Holders()) != 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no single VIP holder after 15s: %v", c.Holders())
+		}
+	}
+	if c.Holds("pc01") {
+		waitReady(t, c, "pc02")
+		handover(t, c, "pc01", "pc02")
+	}
+	_, err = c.WaitOnlyHolder("pc02", 10*time.Second)
 	must(t, err)
 	capt, err := c.Lab.CaptureUDP("pc01", config.DefaultPort)
 	must(t, err)
