@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -256,6 +257,9 @@ func (s *Server) listenAdmin() (net.Listener, error) {
 	}
 	// Made under a temporary name and renamed once its mode and group are
 	// set, so that nobody can connect while it is still open to all.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("webapp: admin socket %s: %w (run as root, or pass --admin unix:PATH somewhere you may write)", path, err)
+	}
 	tmp := path + ".new"
 	_ = os.Remove(tmp)
 	ln, err := net.Listen("unix", tmp)
