@@ -139,7 +139,7 @@ func (t *UDPTransport) Send(frame []byte) error {
 // Run reads datagrams and delivers those from peers until ctx is done or
 // Close is called, then returns nil; it returns an error only if reading
 // fails otherwise. Each Inbound's Data is a fresh slice.
-func (t *UDPTransport) Run(ctx context.Context, deliver func(Inbound)) error {
+func (t *UDPTransport) Run(ctx context.Context, deliver func(Inbound) bool) error {
 	if !t.running.CompareAndSwap(false, true) {
 		return errRunTwice
 	}

@@ -17,7 +17,8 @@ import (
 // with -benchmem (allocations per beat) or -cpuprofile/-memprofile.
 func BenchmarkBeat(b *testing.B) {
 	key := []byte("0123456789abcdef0123456789abcdef")
-	rx := heartbeat.NewReceiver(key, 7, "pc02")
+	rx := heartbeat.NewReceiver(key, 7, "pc02", 2)
+	peerRx := heartbeat.NewReceiver(key, 7, "pc01", 1) // the peer's, for its session with us
 	from := netip.MustParseAddrPort("198.51.100.1:8707")
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cfg := election.Config{Node: "pc02", Priority: 100, Peers: 1, Interval: 5 * time.Millisecond,
@@ -35,12 +36,30 @@ func BenchmarkBeat(b *testing.B) {
 	}
 	peerSigner, _ := heartbeat.NewSigner(key)
 	now := t0
+	// The handshake: each side's frames carry its sessions, until both
+	// sides' frames echo the other's challenge.
+	our := heartbeat.Frame{Kind: election.Heartbeat, Cluster: 7, State: election.Backup, Priority: 100, Boot: 2, Node: "pc02"}
+	var sess, peerSess []heartbeat.Session
+	for round := 1; !rx.Established("pc01") || !peerRx.Established("pc02"); round++ {
+		if round > 4 {
+			b.Fatal("no session after 4 rounds")
+		}
+		peer.Seq, peer.SentAt, peer.Sessions = uint64(round), now, peerRx.Sessions(peerSess[:0])
+		our.Seq, our.SentAt, our.Sessions = uint64(round), now, rx.Sessions(sess[:0])
+		in, _ := peerSigner.AppendSigned(nil, &peer)
+		out, _ := signer.AppendSigned(nil, &our)
+		_, _ = rx.Accept(in, from)
+		_, _ = peerRx.Accept(out, from)
+		now = now.Add(cfg.Interval)
+	}
+	sess = our.Sessions
+	base := peer.Seq
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
 		now = now.Add(cfg.Interval)
 		// the peer's frame arrives
-		peer.Seq, peer.SentAt = uint64(i+1), now
+		peer.Seq, peer.SentAt = base+uint64(i+1), now
 		in, err := peerSigner.AppendSigned(buf[:0], &peer)
 		if err != nil {
 			b.Fatal(err)
@@ -58,7 +77,8 @@ func BenchmarkBeat(b *testing.B) {
 				if a.Kind == election.ActSend {
 					adv := m.Advert()
 					out := heartbeat.Frame{Kind: a.Frame, Cluster: 7, State: adv.State, Priority: uint8(adv.Priority),
-						Boot: 2, Seq: uint64(i + 1), Epoch: adv.Epoch, SentAt: now, Node: "pc02", Flags: adv.Flags}
+						Boot: 2, Seq: base + uint64(i+1), Epoch: adv.Epoch, SentAt: now, Node: "pc02", Flags: adv.Flags,
+						Sessions: rx.Sessions(sess[:0])}
 					if ours, err = signer.AppendSigned(ours[:0], &out); err != nil {
 						b.Fatal(err)
 					}

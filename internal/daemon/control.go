@@ -44,6 +44,16 @@ func (d *Daemon) handleControl(ctx context.Context, req control.Request) control
 	return control.Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
 }
 
+// newStep reports one step of a handover: detail says what went right; a
+// failed step shows its error instead.
+func newStep(name string, took time.Duration, err error, detail string) control.Step {
+	s := control.Step{Name: name, Took: control.Duration(took), OK: err == nil, Detail: detail}
+	if err != nil {
+		s.Detail = err.Error()
+	}
+	return s
+}
+
 // handover is the planned move of the VIP to a standby: check it is ready,
 // drain the local app, release the VIP with a Released frame, and wait for
 // the standby to claim. On failure before the release nothing changed; on
@@ -56,11 +66,7 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 	defer cancel()
 	var steps []control.Step
 	step := func(name string, start time.Time, err error, detail string) error {
-		s := control.Step{Name: name, Took: control.Duration(time.Since(start)), OK: err == nil, Detail: detail}
-		if err != nil && detail == "" {
-			s.Detail = err.Error()
-		}
-		steps = append(steps, s)
+		steps = append(steps, newStep(name, time.Since(start), err, detail))
 		return err
 	}
 

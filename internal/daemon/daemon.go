@@ -75,11 +75,15 @@ type Daemon struct {
 	hooks   *notify.Runner
 	metrics *daemonMetrics
 
-	boot    uint64
-	seq     uint64
-	started time.Time
-	signer  *heartbeat.Signer // with key; loop-owned
-	sendBuf []byte            // our encoded frame, reused
+	boot     uint64
+	seq      uint64
+	sessions []heartbeat.Session // reused by send
+	started  time.Time
+	signer   *heartbeat.Signer // with key; loop-owned
+	sendBuf  []byte            // our encoded frame, reused
+
+	versionMu   sync.Mutex
+	versionSeen map[netip.Addr]time.Time // when an old peer was last warned about
 
 	frames chan inFrame
 	links  chan bool
@@ -143,7 +147,7 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.rx.Store(heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node))
+	d.rx.Store(heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node, d.boot))
 	if d.signer, err = heartbeat.NewSigner(res.Key); err != nil {
 		return nil, err
 	}
@@ -320,7 +324,9 @@ func (d *Daemon) openPaths(peers []netip.AddrPort) error {
 	if err != nil {
 		return fmt.Errorf("heartbeat over UDP: %w", err)
 	}
-	tcp, err := heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peers, heartbeat.TCPOptions{Logger: d.log})
+	// A regular beat goes over TCP every tcpEvery: a new connection has
+	// twice that (at least a second) to prove itself.
+	tcp, err := heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peers, heartbeat.TCPOptions{Logger: d.log, AuthTimeout: max(time.Second, 2*d.tcpEvery())})
 	if err != nil {
 		udp.Close()
 		return fmt.Errorf("heartbeat over TCP: %w", err)
@@ -363,26 +369,47 @@ func (d *Daemon) endHandoff() {
 
 // deliver verifies inbound frames in the transports' goroutines and hands
 // the authentic ones to the loop, second copies (duplicate or stale)
-// included: they tell the loop that their path works.
-func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
-	return func(in heartbeat.Inbound) {
+// included: they tell the loop that their path works. It reports whether
+// the frame was authentic.
+func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) bool {
+	return func(in heartbeat.Inbound) bool {
 		f, err := d.rx.Load().Accept(in.Data, in.From)
 		if err != nil {
 			reason := heartbeat.Reason(err)
 			d.countReject(in.Path, reason)
-			if reason != "duplicate" && reason != "stale" {
+			if reason == "version" {
+				d.warnVersion(in.From, err)
+			} else if reason != "duplicate" && reason != "stale" {
 				d.log.Debug("frame rejected", "path", in.Path.String(), "from", in.From.String(), "reason", reason, "err", err)
 			}
 		}
 		if f.Node == "" {
-			return // not authentic
+			return false // not authentic
 		}
 		d.metrics.received[in.Path].Inc()
 		select {
 		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At, dup: err != nil}:
 		case <-ctx.Done():
 		}
+		return true
 	}
+}
+
+// warnVersion tells the operator, once a minute per address, that a peer
+// speaks another frame version: its frames are ignored, so the two nodes
+// cannot see each other until both run the same hbd.
+func (d *Daemon) warnVersion(from netip.AddrPort, err error) {
+	d.versionMu.Lock()
+	defer d.versionMu.Unlock()
+	if d.versionSeen == nil {
+		d.versionSeen = map[netip.Addr]time.Time{}
+	}
+	if last, ok := d.versionSeen[from.Addr()]; ok && time.Since(last) < time.Minute {
+		return
+	}
+	d.versionSeen[from.Addr()] = time.Now()
+	d.log.Error("peer speaks another heartbeat frame version: its frames are ignored until both nodes run the same hbd (see docs/runbooks.md, upgrading across a frame version)",
+		"peer", from.Addr().String(), "err", err)
 }
 
 func (d *Daemon) countReject(path heartbeat.Path, reason string) {
@@ -612,7 +639,9 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 		SentAt:   time.Now(),
 		Node:     d.cfg.Node,
 		Target:   target,
+		Sessions: d.rx.Load().Sessions(d.sessions[:0]), // our challenges, their echoes
 	}
+	d.sessions = f.Sessions
 	b, err := d.signer.AppendSigned(d.sendBuf[:0], &f)
 	if err != nil {
 		panic(fmt.Sprintf("hbd: encoding our own frame: %v", err)) // config validation makes this impossible

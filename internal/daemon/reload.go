@@ -64,7 +64,7 @@ func (d *Daemon) reload() {
 		d.log.Warn("shared key changed: frames are now signed and checked with the new key; peers still on the old one are rejected (bad_tag) until they reload too",
 			"old", keyID(d.key), "new", keyID(res.Key), "file", nc.AuthKeyFile)
 		d.key, d.signer = res.Key, signer
-		d.rx.Store(heartbeat.NewReceiver(res.Key, nc.ClusterID, nc.Node))
+		d.rx.Store(heartbeat.NewReceiver(res.Key, nc.ClusterID, nc.Node, d.boot))
 	}
 	if slices.Contains(changed, "priority") {
 		d.act(d.m.SetPriority(now, nc.Priority))
