@@ -264,8 +264,8 @@ func TestExampleConfigs(t *testing.T) {
 		if len(c.Tracks) == 2 && (c.Tracks[1].URL != "http://127.0.0.1:8080/readyz" || c.Tracks[1].Fault || c.Tracks[1].Weight <= 0) {
 			t.Errorf("%s: track %+v, want the web app's /readyz with a weight and no fault", name, c.Tracks[1])
 		}
-		if c.Drain.URL != "http://127.0.0.1:8081/admin/drain" || c.Drain.InflightURL != "http://127.0.0.1:8081/admin/inflight" ||
-			c.Drain.UndrainURL != "http://127.0.0.1:8081/admin/undrain" {
+		if c.Drain.Socket != "/run/hbd-webapp/admin.sock" || c.Drain.URL != "http://localhost/admin/drain" ||
+			c.Drain.InflightURL != "http://localhost/admin/inflight" || c.Drain.UndrainURL != "http://localhost/admin/undrain" {
 			t.Errorf("%s: drain %+v", name, c.Drain)
 		}
 		cfgs = append(cfgs, c)

@@ -16,7 +16,7 @@
 //	GET  /healthz          liveness: 200 unless draining (no Redis work)
 //	GET  /readyz           readiness: 200 when not draining and Redis answers PING, else 503
 //
-// # Endpoints (admin listener, loopback only, default 127.0.0.1:8081)
+// # Endpoints (admin listener, default the unix socket /run/hbd-webapp/admin.sock, mode 0660)
 //
 //	POST /admin/drain      enter drain mode
 //	POST /admin/undrain    leave drain mode
