@@ -7,7 +7,8 @@ package systemd
 import "embed"
 
 // Files holds the units, example configs and environment file by name:
-// hbd.service, hbd-webapp.service, pc01.yaml, pc02.yaml, webapp.env.
+// hbd.service, hbd-webapp.service, pc01.yaml, pc02.yaml, webapp.env, and
+// hbd-hooks.rules, the polkit rule that lets notify hooks start named units.
 //
-//go:embed hbd.service hbd-webapp.service pc01.yaml pc02.yaml webapp.env
+//go:embed hbd.service hbd-webapp.service pc01.yaml pc02.yaml webapp.env hbd-hooks.rules
 var Files embed.FS

@@ -27,10 +27,17 @@ func init() {
 	register(command{name: "release", summary: "remove this node's VIPs from its interface (systemd ExecStopPost)", run: runRelease})
 }
 
-// socketFor finds the control socket: -s wins, else the config's.
-func socketFor(cfgPath, sock string) (string, error) {
+// defaultSocket is control_socket's default.
+const defaultSocket = "/run/hbd/hbd.sock"
+
+// socketFor finds the control socket: -s wins, else the config's, else
+// (no -c given and no config at the default path) the default socket.
+func socketFor(fs *flag.FlagSet, cfgPath, sock string) (string, error) {
 	if sock != "" {
 		return sock, nil
+	}
+	if _, err := os.Stat(cfgPath); errors.Is(err, os.ErrNotExist) && !flagSet(fs, "c") {
+		return defaultSocket, nil
 	}
 	c, err := readConfigLoosely(cfgPath)
 	if err != nil {
@@ -52,30 +59,29 @@ func readConfigLoosely(path string) (*config.Config, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if c.ControlSocket == "" {
-		c.ControlSocket = "/run/hbd/hbd.sock"
+		c.ControlSocket = defaultSocket
 	}
 	return &c, nil
 }
 
-func clientFlags(name string, stderr io.Writer) (*flag.FlagSet, *string, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := fs.String("c", defaultConfig, "config file (to find the control socket)")
-	sock := fs.String("s", "", "control socket path (overrides the config's control_socket)")
+func clientFlags(name, usage string) (*flag.FlagSet, *string, *string) {
+	fs := newFlags(name, usage)
+	cfg := fs.String("c", defaultConfig, "config `file` naming the control socket (with no -c, -s or default file: "+defaultSocket+")")
+	sock := fs.String("s", "", "control `socket` path (overrides the config's control_socket)")
 	return fs, cfg, sock
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfg, sock := clientFlags("status", stderr)
+	fs, cfg, sock := clientFlags("status", "Usage: hbd status [-c FILE | -s SOCKET] [--json]\n\nShows the running daemon's state, epoch, priority and why, its peers,\nchecks and rejected frames.\n")
 	asJSON := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hbd status [-c FILE | -s SOCKET] [--json]\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	path, err := socketFor(*cfg, *sock)
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q", pos[0])
+	}
+	path, err := socketFor(fs, *cfg, *sock)
 	if err != nil {
 		return err
 	}
@@ -181,17 +187,17 @@ func printSteps(w io.Writer, steps []control.Step) {
 }
 
 func runHandover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfg, sock := clientFlags("handover", stderr)
-	to := fs.String("to", "", "node to hand the VIP to (default: the best ready standby)")
+	fs, cfg, sock := clientFlags("handover", "Usage: hbd handover [--to NODE] [--timeout D] [-c FILE | -s SOCKET]\n\nOn the master: checks that the standby is ready, drains the local app,\nreleases the VIP with a signed \"released\" frame, and waits for the standby\nto claim. Prints each step with its duration; exits 1 if the handover did\nnot complete (the old master then stays, or becomes again, master).\n")
+	to := fs.String("to", "", "`node` to hand the VIP to (default: the best ready standby)")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the whole handover, drain included")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hbd handover [--to NODE] [--timeout D] [-c FILE | -s SOCKET]\n\nOn the master: checks that the standby is ready, drains the local app,\nreleases the VIP with a signed \"released\" frame, and waits for the standby\nto claim. Prints each step with its duration; exits 1 if the handover did\nnot complete (the old master then stays, or becomes again, master).\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	path, err := socketFor(*cfg, *sock)
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q", pos[0])
+	}
+	path, err := socketFor(fs, *cfg, *sock)
 	if err != nil {
 		return err
 	}
@@ -211,30 +217,18 @@ func runHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 func runMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfg, sock := clientFlags("maintenance", stderr)
+	fs, cfg, sock := clientFlags("maintenance", "Usage: hbd maintenance on|off [--force] [--timeout D] [-c FILE | -s SOCKET]\n\nOn pins this node out of the election; a master hands over first. Off lets\nit back in.\n")
 	force := fs.Bool("force", false, "enter maintenance even if no standby can take the VIP over")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the handover a master does first")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hbd maintenance on|off [--force] [-c FILE | -s SOCKET]\n\nOn pins this node out of the election; a master hands over first. Off lets\nit back in.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parse(fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() < 1 || (fs.Arg(0) != "on" && fs.Arg(0) != "off") {
-		fs.Usage()
-		return exitError{2}
+	if len(pos) != 1 || (pos[0] != "on" && pos[0] != "off") {
+		return usageErrorf("want one argument, on or off; got %q", pos)
 	}
-	on := fs.Arg(0) == "on"
-	// Flags may follow the on/off word too.
-	if err := fs.Parse(fs.Args()[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		fs.Usage()
-		return exitError{2}
-	}
-	path, err := socketFor(*cfg, *sock)
+	on := pos[0] == "on"
+	path, err := socketFor(fs, *cfg, *sock)
 	if err != nil {
 		return err
 	}
@@ -253,15 +247,14 @@ func runMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("release", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("c", defaultConfig, "config file")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hbd release [-c FILE]\n\nRemoves the configured VIPs from the configured interface, whoever added\nthem. systemd runs it after hbd stops (ExecStopPost), so a crashed daemon\nnever leaves a VIP behind. Safe to run when nothing is held.\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	fs := newFlags("release", "Usage: hbd release [-c FILE]\n\nRemoves the configured VIPs from the configured interface, whoever added\nthem. systemd runs it after hbd stops (ExecStopPost), so a crashed daemon\nnever leaves a VIP behind. Safe to run when nothing is held.\n")
+	path := fs.String("c", defaultConfig, "config `file`")
+	pos, err := parse(fs, args, stdout)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q", pos[0])
 	}
 	c, err := readConfigLoosely(*path)
 	if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,34 +15,29 @@ func init() {
 }
 
 func runImportKeepalived(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("import-keepalived", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("import-keepalived", "Usage: hbd import-keepalived [--node NAME] [--key-file FILE] [--listen ADDR] [--config-id ID] FILE\n\n"+
+		"Reads a keepalived.conf with one vrrp_instance (FILE, or - for standard\n"+
+		"input; include directives are followed) and prints the equivalent hbd\n"+
+		"config on standard output, with comments saying where each value came\n"+
+		"from. A program given without a path is looked up on this host's PATH.\n"+
+		"Warnings about settings left out or changed go to standard error;\n"+
+		"anything that cannot be mapped is an error naming its file and line, and\n"+
+		"nothing is printed. Flags may also follow FILE. Then: hbd keygen --write\n"+
+		"/etc/hbd/key, and hbd check.\n")
 	var opts keepalived.Options
 	fs.StringVar(&opts.Node, "node", "", "this host's node `name` (default: left out, so hbd uses the host name)")
 	fs.StringVar(&opts.KeyFile, "key-file", keepalived.DefaultKeyFile, "the shared key `file` to name in auth_key_file")
 	fs.StringVar(&opts.Listen, "listen", "", "this host's heartbeat `address`, when the instance has no unicast_src_ip")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: hbd import-keepalived [--node NAME] [--key-file FILE] [--listen ADDR] FILE\n\n"+
-			"Reads a keepalived.conf with one vrrp_instance (FILE, or - for standard\n"+
-			"input) and prints the equivalent hbd config on standard output, with\n"+
-			"comments saying where each value came from. Warnings about settings left\n"+
-			"out go to standard error; anything that cannot be mapped is an error\n"+
-			"naming its line. Then: hbd keygen > /etc/hbd/key, and hbd check.\n\n")
-		fs.PrintDefaults()
+	fs.StringVar(&opts.ConfigID, "config-id", "", "keep the conditional lines (@`ID` …) for this config id, as keepalived -i ID does")
+	pos, err := parse(fs, args, stdout)
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return exitError{code: 2}
+	if len(pos) != 1 {
+		return usageErrorf("want one FILE (or -), got %d arguments", len(pos))
 	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return exitError{code: 2}
-	}
-	opts.File = fs.Arg(0)
+	opts.File = pos[0]
 	var src []byte
-	var err error
 	if opts.File == "-" {
 		src, err = io.ReadAll(os.Stdin)
 	} else {

@@ -46,7 +46,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(w, "\nRun 'hbd COMMAND --help' for a command's flags. Docs: docs/ in the source tree.\n")
+	fmt.Fprintf(w, "\nRun 'hbd COMMAND --help' for a command's flags; hbd --version for the version.\nManual: hbd(8), hbd.yaml(5); docs in /usr/share/doc/hbd.\n")
 }
 
 func main() {
@@ -56,10 +56,10 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
-		if len(args) == 0 {
-			return 2
-		}
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-v" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	c, ok := commands[args[0]]
 	if !ok {
@@ -71,6 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	err := c.run(ctx, args[1:], stdout, stderr)
 	var ee exitError
+	var ue usageError
 	switch {
 	case err == nil:
 		return 0
@@ -78,6 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "hbd %s: %v\nRun 'hbd %s --help' for usage.\n", c.name, ue.err, c.name)
+		return 2
 	default:
 		fmt.Fprintf(stderr, "hbd %s: %v\n", c.name, err)
 		return 1

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/journal"
 	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/webapp"
 )
@@ -25,16 +26,11 @@ func init() {
 const redisPasswordEnv = "HBD_REDIS_PASSWORD"
 
 func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("webapp", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: hbd webapp [flags]\n\n"+
-			"Runs the web app that sits beside hbd: a demo page and JSON API whose\n"+
-			"sessions live in Redis, /healthz, and a loopback admin listener with\n"+
-			"/admin/drain, /admin/undrain and /admin/inflight. SIGTERM drains, then\n"+
-			"shuts down gracefully.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	fs := newFlags("webapp", "Usage: hbd webapp [flags]\n\n"+
+		"Runs the web app that sits beside hbd: a demo page and JSON API whose\n"+
+		"sessions live in Redis, /healthz, and a loopback admin listener with\n"+
+		"/admin/drain, /admin/undrain and /admin/inflight. SIGTERM drains, then\n"+
+		"shuts down gracefully.\n")
 	var (
 		cfg          webapp.Config
 		sentinelList string
@@ -56,14 +52,12 @@ func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.BoolVar(&cfg.CookieSecure, "cookie-secure", false, "mark the session cookie Secure (when served over HTTPS)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", webapp.DefaultDrainTimeout, "on SIGTERM, how long to wait for requests in flight")
 	fs.StringVar(&logLevel, "log-level", "info", "`level` of log lines: debug (one per request), info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return exitError{code: 2} // the flag package has printed the error and usage
+	pos, err := parse(fs, args, stdout)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (webapp takes only flags)", fs.Arg(0))
+	if len(pos) > 0 {
+		return usageErrorf("unexpected argument %q (webapp takes only flags)", pos[0])
 	}
 
 	var level slog.Level
@@ -76,7 +70,6 @@ func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if cfg.DrainTimeout <= 0 {
 		return fmt.Errorf("--drain-timeout %v: must be positive", cfg.DrainTimeout)
 	}
-	var err error
 	if cfg.Redis.SentinelAddrs, err = hostPortList("--sentinel-addrs", sentinelList); err != nil {
 		return err
 	}
@@ -101,6 +94,9 @@ func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if journal.StderrIsJournal() {
+		log = slog.New(journal.New(level))
+	}
 	redisconn.SetLogger(log)
 	srv, err := webapp.New(cfg, nil, log)
 	if err != nil {

@@ -273,7 +273,7 @@ func (d *Daemon) metricsServer(addr string) (func(context.Context) error, error)
 		return nil, fmt.Errorf("metrics: listening on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{}))
+	mux.Handle("/metrics", d.observing(promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return func(ctx context.Context) error {
 		go func() {
@@ -287,4 +287,23 @@ func (d *Daemon) metricsServer(addr string) (func(context.Context) error, error)
 		}
 		return nil
 	}, nil
+}
+
+// observing brings the gauges that mirror the core (peer alive, lease held)
+// up to date in the loop, then serves the scrape.
+func (d *Daemon) observing(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := make(chan struct{})
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		select {
+		case d.calls <- func() { d.metrics.observe(d.m.Status(time.Now()), time.Now()); close(done) }:
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		case <-ctx.Done():
+		}
+		h.ServeHTTP(w, r)
+	})
 }

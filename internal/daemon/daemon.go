@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ import (
 type Options struct {
 	ConfigPath string
 	Version    string
+	Commit     string       // of the build: hbd_build_info's commit label
 	Logger     *slog.Logger // nil: text logs on stderr at the config's log_level
 	Level      *slog.LevelVar
 }
@@ -149,6 +151,7 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	d.hooks = notify.New(cfg.Notify, log)
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
+	d.metrics.buildInfo.WithLabelValues(opts.Version, opts.Commit, runtime.Version()).Set(1)
 	if cfg.Witness.Enabled() {
 		if d.leaser, err = newLeaser(cfg, d); err != nil {
 			return nil, err
@@ -700,7 +703,7 @@ func (d *Daemon) transition(a election.Action) {
 	}
 	d.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "state", a.To.String(),
 		"epoch", a.Epoch, "reason", a.Reason, "vip", vipStrings(d.cfg))
-	if a.From == election.Master {
+	if a.From == election.Master && a.To != election.Init { // not when stopping: no warning on every clean stop
 		if until := d.m.Status(time.Now()).HoldDownUntil; until.After(time.Now()) {
 			d.log.Warn("lost mastership: no preemption during the hold-down (it doubles each time mastership is lost soon after it was won)",
 				"hold_down", time.Until(until).Round(time.Millisecond))
@@ -721,11 +724,16 @@ func (d *Daemon) transition(a election.Action) {
 	}
 }
 
+// reasonLabels are the kinds of transition reason, the values of the
+// transitions metric's reason label besides "other" (docs/runbooks.md
+// lists them; a test keeps the two in step).
+var reasonLabels = []string{"started", "stopping", "handover", "preempted", "no master", "link down", "check",
+	"maintenance", "recovered", "split brain", "stalled", "released", "witness", "self-fenced"}
+
 // reasonLabel keeps the transitions metric's cardinality bounded: reasons
 // carry node names and numbers, the label only their kind.
 func reasonLabel(r string) string {
-	for _, kind := range []string{"started", "stopping", "handover", "preempted", "no master", "link down", "check",
-		"maintenance", "recovered", "split brain", "stalled", "released", "witness", "self-fenced"} {
+	for _, kind := range reasonLabels {
 		if strings.Contains(r, kind) {
 			return kind
 		}

@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"time"
+
 	"github.com/hbdproject/hbd/heartbeat"
+	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -23,6 +26,9 @@ type metrics struct {
 	phases      *prometheus.HistogramVec
 	hookDrops   prometheus.CounterFunc
 	bypassed    prometheus.Counter // registered only with a witness
+	buildInfo   *prometheus.GaugeVec
+	peerAlive   *prometheus.GaugeVec
+	leaseHeld   prometheus.Gauge // registered only with a witness
 
 	// frames' children, looked up once: they are counted per frame
 	sent, received [3]prometheus.Counter // by heartbeat.Path
@@ -69,18 +75,27 @@ func newMetrics(hookDrops func() float64) *metrics {
 		}),
 		phases: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hbd_failover_phase_seconds",
-			Help:    "Failover phases on the claiming node: detect (last frame from the old master to the decision), add (decision to VIP added), announce (VIP added to first gratuitous ARP/NA sent), total.",
+			Help:    "Failover phases on the claiming node: detect (last frame from the old master to the decision), claim (decision to VIP added and first gratuitous ARP/NA sent), total.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 18),
 		}, []string{"phase"}),
 	}
 	m.bypassed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hbd_witness_bypassed_total", Help: "Claims made without the witness lease because it was unreachable (policy available).",
 	})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hbd_build_info", Help: "Always 1; the labels say which hbd is running: version, commit and the Go version that built it.",
+	}, []string{"version", "commit", "goversion"})
+	m.peerAlive = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "hbd_peer_alive", Help: "1 while a peer is alive (an authentic frame on some path within dead_after), 0 while it is not.",
+	}, []string{"peer"})
+	m.leaseHeld = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "hbd_witness_lease_held", Help: "1 while this node believes it holds the witness lease, 0 otherwise.",
+	})
 	m.hookDrops = prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "hbd_notify_dropped_total", Help: "Notify hook runs dropped because the queue was full.",
 	}, hookDrops)
 	m.reg.MustRegister(m.state, m.epoch, m.priority, m.transitions, m.frames, m.rejected, m.lost,
-		m.rtt, m.checkUp, m.claims, m.releases, m.phases, m.hookDrops,
+		m.rtt, m.checkUp, m.claims, m.releases, m.phases, m.hookDrops, m.buildInfo, m.peerAlive,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range stateNames {
 		m.state.WithLabelValues(s).Set(0)
@@ -100,4 +115,23 @@ func (m *metrics) setState(s string) {
 		}
 		m.state.WithLabelValues(n).Set(v)
 	}
+}
+
+// observe sets the gauges that mirror the core's view: each peer's
+// liveness and whether this node holds the witness lease. The metrics
+// handler calls it in the loop before every scrape.
+func (m *metrics) observe(s election.Status, now time.Time) {
+	m.peerAlive.Reset() // a reload may have removed peers
+	for _, p := range s.Peers {
+		v := 0.0
+		if p.Alive {
+			v = 1
+		}
+		m.peerAlive.WithLabelValues(p.Node).Set(v)
+	}
+	held := 0.0
+	if s.LeaseUntil.After(now) {
+		held = 1
+	}
+	m.leaseHeld.Set(held)
 }

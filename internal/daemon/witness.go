@@ -40,7 +40,7 @@ func newLeaser(cfg *config.Config, d *Daemon) (*leaser, error) {
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hbd_witness_calls_total", Help: "Witness lease calls by op (acquire, renew, release) and result (won, lost, unreachable, error).",
 		}, []string{"op", "result"})}
-	d.metrics.reg.MustRegister(l.calls, d.metrics.bypassed)
+	d.metrics.reg.MustRegister(l.calls, d.metrics.bypassed, d.metrics.leaseHeld)
 	return l, nil
 }
 

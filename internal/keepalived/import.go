@@ -3,6 +3,8 @@ package keepalived
 import (
 	"fmt"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -23,6 +25,12 @@ type Options struct {
 	// Listen is this host's heartbeat address, used when the instance has
 	// no unicast_src_ip.
 	Listen string
+	// ConfigID chooses the conditional lines (@ID …) that apply, as
+	// keepalived's -i does.
+	ConfigID string
+	// LookPath finds a command given without a path (`script "pidof
+	// haproxy"`); default exec.LookPath, on the importing host's PATH.
+	LookPath func(string) (string, error)
 }
 
 // Result is an imported configuration.
@@ -46,17 +54,27 @@ func Import(src []byte, opts Options) (*Result, error) {
 	if opts.KeyFile == "" {
 		opts.KeyFile = DefaultKeyFile
 	}
-	stmts, err := parse(opts.File, src)
-	if err != nil {
-		return nil, Problems{err.(*Problem)}
+	if opts.LookPath == nil {
+		opts.LookPath = exec.LookPath
+	}
+	stmts, probs := parse(opts.File, src, opts.ConfigID)
+	if len(probs) == 0 {
+		dir := "."
+		if opts.File != "" && opts.File != "-" {
+			dir = filepath.Dir(opts.File)
+		}
+		stmts, probs = includes(stmts, dir, opts.ConfigID, 0)
+	}
+	if len(probs) > 0 {
+		return nil, probs
 	}
 	im := &importer{opts: opts, scripts: map[string]*stmt{}}
 	im.top(stmts)
 	if len(im.errs) > 0 {
-		sort.SliceStable(im.errs, func(i, j int) bool { return im.errs[i].Line < im.errs[j].Line })
+		sortProblems(im.errs)
 		return nil, im.errs
 	}
-	sort.SliceStable(im.warns, func(i, j int) bool { return im.warns[i].Line < im.warns[j].Line })
+	sortProblems(im.warns)
 	return &Result{YAML: im.render(), Warnings: im.warns}, nil
 }
 
@@ -91,6 +109,7 @@ type importer struct {
 
 type valueFrom struct {
 	value string
+	file  string
 	line  int
 	note  string
 	dev   string // a VIP's `dev X`
@@ -101,6 +120,7 @@ type track struct {
 	comment    string
 	kind       string // exec or interface
 	command    []string
+	cmdNote    string // how a bare program name was resolved
 	iface      string
 	interval   time.Duration
 	timeout    time.Duration
@@ -113,19 +133,46 @@ type track struct {
 type notifyCmd struct {
 	field string
 	argv  []string
+	note  string // how a bare program name was resolved
 	from  *stmt
 }
 
+// problem is a Problem about s, in the file s is in.
+func (im *importer) problem(s *stmt, level, format string, args ...any) *Problem {
+	file := s.file
+	if file == "" {
+		file = im.opts.File
+	}
+	return &Problem{File: file, Line: s.line, Keyword: s.keyword(), Level: level, Msg: fmt.Sprintf(format, args...)}
+}
+
 func (im *importer) fail(s *stmt, format string, args ...any) {
-	im.errs = append(im.errs, &Problem{File: im.opts.File, Line: s.line, Keyword: s.keyword(), Msg: fmt.Sprintf(format, args...)})
+	im.errs = append(im.errs, im.problem(s, "", format, args...))
 }
 
 func (im *importer) warn(s *stmt, format string, args ...any) {
-	im.warns = append(im.warns, &Problem{File: im.opts.File, Line: s.line, Keyword: s.keyword(), Level: "warning", Msg: fmt.Sprintf(format, args...)})
+	im.warns = append(im.warns, im.problem(s, "warning", format, args...))
 }
 
 func (im *importer) note(s *stmt, format string, args ...any) {
-	im.warns = append(im.warns, &Problem{File: im.opts.File, Line: s.line, Keyword: s.keyword(), Level: "note", Msg: fmt.Sprintf(format, args...)})
+	im.warns = append(im.warns, im.problem(s, "note", format, args...))
+}
+
+// sortProblems orders problems by file (the imported file first, as they
+// were met) and line.
+func sortProblems(ps []*Problem) {
+	rank := map[string]int{}
+	for _, p := range ps {
+		if _, ok := rank[p.File]; !ok {
+			rank[p.File] = len(rank)
+		}
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].File != ps[j].File {
+			return rank[ps[i].File] < rank[ps[j].File]
+		}
+		return ps[i].Line < ps[j].Line
+	})
 }
 
 func (im *importer) top(stmts []*stmt) {
@@ -152,8 +199,6 @@ func (im *importer) top(stmts []*stmt) {
 			im.fail(s, "not supported: hbd moves all the VIPs of a cluster together, so put the addresses of the synchronised instances in one vrrp_instance before importing")
 		case "virtual_server", "virtual_server_group", "real_server":
 			im.fail(s, "LVS load balancing is not hbd's job: keep keepalived (with its VRRP part removed) or ipvsadm for it, and import only the vrrp_instance")
-		case "include":
-			im.fail(s, "not followed: paste the included file's contents in place, then import")
 		case "static_ipaddress", "static_routes", "static_rules":
 			im.warn(s, "ignored: hbd does not manage static addresses, routes or rules; configure them with the host's network configuration")
 		case "garp_group":
@@ -283,7 +328,7 @@ func (im *importer) instance(vi *stmt) {
 	}
 	for _, v := range im.vips {
 		if v.dev != "" && im.iface != nil && len(im.iface.args()) == 1 && v.dev != im.iface.args()[0] {
-			im.errs = append(im.errs, &Problem{File: im.opts.File, Line: v.line, Keyword: v.value,
+			im.errs = append(im.errs, &Problem{File: v.file, Line: v.line, Keyword: v.value,
 				Msg: fmt.Sprintf("dev %s: hbd holds every VIP on the one interface (%s); give this address its own hbd cluster", v.dev, im.iface.args()[0])})
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -47,7 +49,7 @@ func (im *importer) unicastPeers(s *stmt) {
 		if len(p.args()) > 0 {
 			im.warn(p, "ignored options %q: hbd authenticates frames instead of checking TTLs", strings.Join(p.args(), " "))
 		}
-		im.peers = append(im.peers, valueFrom{value: a.String(), line: p.line})
+		im.peers = append(im.peers, valueFrom{value: a.String(), file: p.file, line: p.line})
 	}
 	if len(s.block) == 0 {
 		im.fail(s, "empty: hbd needs at least one peer")
@@ -85,9 +87,13 @@ func (im *importer) virtualAddresses(s *stmt) {
 			im.fail(v, "not an address or address/prefix")
 			continue
 		}
-		from := valueFrom{value: p.String(), line: v.line}
+		from := valueFrom{value: p.String(), file: v.file, line: v.line}
 		if !strings.Contains(text, "/") {
 			from.note = fmt.Sprintf("no prefix given: /%d, as keepalived does", p.Bits())
+		}
+		if i := slices.IndexFunc(im.vips, func(o valueFrom) bool { return netip.MustParsePrefix(o.value).Addr() == p.Addr() }); i >= 0 {
+			im.warn(v, "%s is listed again (first on line %d as %s): imported once", p.Addr(), im.vips[i].line, im.vips[i].value)
+			continue
 		}
 		args := v.args()
 		var ignored []string
@@ -127,9 +133,8 @@ func (im *importer) notifyCmd(s *stmt) {
 		im.fail(s, "want a command")
 		return
 	}
-	argv, err := splitCommand(s)
-	if err != nil {
-		im.fail(s, "%v", err)
+	argv, note, ok := im.command(s)
+	if !ok {
 		return
 	}
 	field := map[string]string{"notify_master": "master", "notify_backup": "backup", "notify_fault": "fault", "notify": "any"}[s.keyword()]
@@ -142,7 +147,7 @@ func (im *importer) notifyCmd(s *stmt) {
 	if field == "any" {
 		im.warn(s, "keepalived passes TYPE NAME STATE PRIORITY as arguments; hbd passes HBD_STATE, HBD_PREVIOUS_STATE, HBD_NODE, HBD_VIPS, HBD_REASON and HBD_EPOCH in the environment instead: adapt the script")
 	}
-	im.notify = append(im.notify, notifyCmd{field: field, argv: argv, from: s})
+	im.notify = append(im.notify, notifyCmd{field: field, argv: argv, note: note, from: s})
 }
 
 func (im *importer) scriptUsed(name string) bool {
@@ -171,22 +176,24 @@ func (im *importer) trackScripts(ts *stmt) {
 			continue
 		}
 		t := track{name: name, kind: "exec", interval: defaultScriptIval, rise: 1, fall: 1,
-			comment: fmt.Sprintf("vrrp_script %s (line %d), track_script (line %d)", name, vs.line, e.line)}
+			comment: fmt.Sprintf("vrrp_script %s (%s), track_script (%s)", name, im.lineRef(vs.file, vs.line), im.lineRef(e.file, e.line))}
 		weight, weightStmt := 0, (*stmt)(nil)
 		var timeout *stmt
+		scriptFailed := false // its script line is wrong: no "no script line" after that
 		for _, o := range vs.block {
 			switch o.keyword() {
 			case "script":
 				if len(o.args()) == 0 {
 					im.fail(o, "want a command")
+					scriptFailed = true
 					continue
 				}
-				argv, err := splitCommand(o)
-				if err != nil {
-					im.fail(o, "%v", err)
+				argv, note, ok := im.command(o)
+				if !ok {
+					scriptFailed = true
 					continue
 				}
-				t.command = argv
+				t.command, t.cmdNote = argv, note
 			case "interval":
 				if im.one(o) {
 					if d, ok := im.seconds(o, o.args()[0]); ok {
@@ -223,13 +230,15 @@ func (im *importer) trackScripts(ts *stmt) {
 			}
 		}
 		if t.command == nil {
-			im.fail(vs, "no script line")
+			if !scriptFailed {
+				im.fail(vs, "no script line")
+			}
 			continue
 		}
 		// The instance's own weight for this script overrides the script's.
 		if len(e.args()) > 0 {
 			if len(e.args()) == 2 && e.args()[0] == "weight" {
-				if w, ok := im.weight(&stmt{line: e.line, words: []string{"weight", e.args()[1]}}); ok {
+				if w, ok := im.weight(&stmt{file: e.file, line: e.line, words: []string{"weight", e.args()[1]}}); ok {
 					weight, weightStmt = w, e
 				}
 			} else {
@@ -278,10 +287,10 @@ func (im *importer) setWeight(t *track, w int, from *stmt) {
 		t.notes = append(t.notes, "no weight: FAULT while failing, as in keepalived")
 	case w < 0:
 		t.weight = -w
-		t.notes = append(t.notes, fmt.Sprintf("weight %d (line %d)", w, from.line))
+		t.notes = append(t.notes, fmt.Sprintf("weight %d (%s)", w, im.lineRef(from.file, from.line)))
 	default:
 		t.weight = w
-		t.notes = append(t.notes, fmt.Sprintf("weight +%d (line %d): keepalived adds it while passing, hbd subtracts it while failing", w, from.line))
+		t.notes = append(t.notes, fmt.Sprintf("weight +%d (%s): keepalived adds it while passing, hbd subtracts it while failing", w, im.lineRef(from.file, from.line)))
 		im.warn(from, "positive weight %d: keepalived adds it while the check passes, hbd subtracts it while the check fails; the order of nodes running the same check is the same, but compare the priorities", w)
 	}
 }
@@ -293,7 +302,7 @@ func (im *importer) trackInterfaces(ti *stmt) {
 	}
 	for _, e := range ti.block {
 		t := track{name: "link-" + e.keyword(), kind: "interface", iface: e.keyword(),
-			comment: fmt.Sprintf("track_interface %s (line %d)", e.keyword(), e.line)}
+			comment: fmt.Sprintf("track_interface %s (%s)", e.keyword(), im.lineRef(e.file, e.line))}
 		if im.iface != nil && len(im.iface.args()) == 1 && e.keyword() == im.iface.args()[0] {
 			im.warn(e, "hbd always watches the VIP interface %s; no track is needed for it", e.keyword())
 			continue
@@ -305,7 +314,7 @@ func (im *importer) trackInterfaces(ti *stmt) {
 				continue
 			}
 			var ok bool
-			if w, ok = im.weight(&stmt{line: e.line, words: e.args()}); !ok {
+			if w, ok = im.weight(&stmt{file: e.file, line: e.line, words: e.args()}); !ok {
 				continue
 			}
 		}
@@ -371,8 +380,32 @@ func splitCommand(s *stmt) ([]string, error) {
 	if strings.Contains(argv[0], "=") && !strings.Contains(argv[0], "/") {
 		return nil, fmt.Errorf("command %q starts with a variable assignment, which needs a shell; hbd runs commands without one", text)
 	}
-	if !strings.HasPrefix(argv[0], "/") {
-		return nil, fmt.Errorf("command %q: the program must be an absolute path, e.g. /usr/bin/%s: hbd runs commands without a shell or PATH", text, argv[0])
-	}
 	return argv, nil
+}
+
+// command splits the command of s and makes its program an absolute path:
+// hbd runs commands without a shell or PATH. A bare name (pidof) is looked
+// up on the importing host's PATH, and note says so for the output's
+// comment; a relative path (./check.sh) is an error.
+func (im *importer) command(s *stmt) (argv []string, note string, ok bool) {
+	argv, err := splitCommand(s)
+	if err != nil {
+		im.fail(s, "%v", err)
+		return nil, "", false
+	}
+	prog := argv[0]
+	switch {
+	case strings.HasPrefix(prog, "/"):
+		return argv, "", true
+	case strings.Contains(prog, "/"):
+		im.fail(s, "the program %q is a relative path: give its absolute path (hbd runs commands without a shell or PATH, from /)", prog)
+		return nil, "", false
+	}
+	abs, err := im.opts.LookPath(prog)
+	if err != nil || !filepath.IsAbs(abs) {
+		im.fail(s, "the program %q is not on this host's PATH: give its absolute path (hbd runs commands without a shell or PATH)", prog)
+		return nil, "", false
+	}
+	argv[0] = abs
+	return argv, fmt.Sprintf("%s: found at %s on the importing host's PATH; check it on every node", prog, abs), true
 }

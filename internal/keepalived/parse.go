@@ -1,12 +1,16 @@
 package keepalived
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
 // stmt is one statement of keepalived.conf: a keyword, its arguments and
 // an optional { block }.
 type stmt struct {
+	file     string // the file it is in: the imported one or an included one
 	line     int
 	words    []string // keyword first; quotes removed
 	quoted   []bool   // whether words[i] was written in double quotes
@@ -80,11 +84,17 @@ func firstWord(l string) string {
 // parse builds the statement tree of a keepalived.conf. A statement ends
 // at the end of its line, at "{" (which opens its block, also when written
 // alone on the next line) or at "}".
-func parse(name string, src []byte) ([]*stmt, error) {
+//
+// A line that starts with @ID is conditional, as with keepalived -i ID: it
+// counts only when configID is ID (@^ID: only when it is not). Without a
+// configID every conditional line is an error, all of them listed.
+func parse(name string, src []byte, configID string) ([]*stmt, Problems) {
 	toks, raws, err := tokenize(name, src)
 	if err != nil {
-		return nil, err
+		return nil, Problems{err.(*Problem)}
 	}
+	var conds Problems
+	lineStart, skipLine := true, false
 	root := &stmt{hasBlock: true}
 	stack := []*stmt{root}
 	var cur *stmt  // statement being read
@@ -97,11 +107,28 @@ func parse(name string, src []byte) ([]*stmt, error) {
 		last, cur = cur, nil
 	}
 	for _, t := range toks {
+		if skipLine && t.kind != '\n' {
+			continue
+		}
+		if t.kind == 'w' && lineStart && cur == nil && strings.HasPrefix(t.text, "@") && !t.quoted {
+			id, not := strings.CutPrefix(t.text[1:], "^")
+			switch {
+			case configID == "":
+				conds = append(conds, &Problem{File: name, Line: t.line, Keyword: t.text,
+					Msg: "conditional line: pass --config-id ID (keepalived's -i ID) to say which lines apply to this host"})
+				skipLine = true
+			case (id == configID) == not:
+				skipLine = true
+			}
+			lineStart = false
+			continue
+		}
+		lineStart = false
 		switch t.kind {
 		case 'w':
 			if cur == nil {
 				top := stack[len(stack)-1]
-				cur = &stmt{line: t.line}
+				cur = &stmt{file: name, line: t.line}
 				top.block = append(top.block, cur)
 				rawStart = t.end
 			}
@@ -109,6 +136,7 @@ func parse(name string, src []byte) ([]*stmt, error) {
 			cur.quoted = append(cur.quoted, t.quoted)
 			rawEnd = t.end
 		case '\n':
+			lineStart, skipLine = true, false
 			if cur != nil {
 				end()
 			}
@@ -120,7 +148,7 @@ func parse(name string, src []byte) ([]*stmt, error) {
 			end()
 			last = nil
 			if s == nil || s.hasBlock {
-				return nil, &Problem{File: name, Line: t.line, Keyword: "{", Msg: "a block must follow a keyword"}
+				return nil, Problems{{File: name, Line: t.line, Keyword: "{", Msg: "a block must follow a keyword"}}
 			}
 			s.hasBlock = true
 			stack = append(stack, s)
@@ -128,14 +156,75 @@ func parse(name string, src []byte) ([]*stmt, error) {
 			end()
 			last = nil
 			if len(stack) == 1 {
-				return nil, &Problem{File: name, Line: t.line, Keyword: "}", Msg: "closes a block that was never opened"}
+				return nil, Problems{{File: name, Line: t.line, Keyword: "}", Msg: "closes a block that was never opened"}}
 			}
 			stack = stack[:len(stack)-1]
 		}
 	}
 	if len(stack) > 1 {
 		open := stack[len(stack)-1]
-		return nil, &Problem{File: name, Line: open.line, Keyword: open.keyword(), Msg: "block is never closed (missing })"}
+		return nil, Problems{{File: name, Line: open.line, Keyword: open.keyword(), Msg: "block is never closed (missing })"}}
+	}
+	if len(conds) > 0 {
+		return nil, conds
 	}
 	return root.block, nil
+}
+
+// maxIncludeDepth bounds nested includes: deeper is taken for a loop.
+const maxIncludeDepth = 8
+
+// includes replaces every `include PATTERN` statement, at any level, by
+// the statements of the files it names, as keepalived does: a relative
+// pattern is relative to the directory of the file holding the include,
+// and a glob takes every match in order. Problems name the include's file
+// and line; those inside an included file name that file and its lines.
+func includes(stmts []*stmt, dir, configID string, depth int) ([]*stmt, Problems) {
+	var out []*stmt
+	var probs Problems
+	for _, s := range stmts {
+		if s.keyword() != "include" {
+			if s.hasBlock {
+				var ps Problems
+				s.block, ps = includes(s.block, dir, configID, depth)
+				probs = append(probs, ps...)
+			}
+			out = append(out, s)
+			continue
+		}
+		fail := func(format string, a ...any) {
+			probs = append(probs, &Problem{File: s.file, Line: s.line, Keyword: "include", Msg: fmt.Sprintf(format, a...)})
+		}
+		if len(s.args()) != 1 || s.hasBlock {
+			fail("want `include FILE` (a path or a glob)")
+			continue
+		}
+		if depth >= maxIncludeDepth {
+			fail("includes nested more than %d deep: does a file include itself?", maxIncludeDepth)
+			continue
+		}
+		pattern := s.args()[0]
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(dir, pattern)
+		}
+		files, err := filepath.Glob(pattern)
+		if err != nil || len(files) == 0 {
+			fail("%s: no such file", pattern)
+			continue
+		}
+		for _, f := range files {
+			src, err := os.ReadFile(f)
+			if err != nil {
+				fail("reading %s: %v", f, err)
+				continue
+			}
+			inc, ps := parse(f, src, configID)
+			if len(ps) == 0 {
+				inc, ps = includes(inc, filepath.Dir(f), configID, depth+1)
+			}
+			probs = append(probs, ps...)
+			out = append(out, inc...)
+		}
+	}
+	return out, probs
 }

@@ -82,8 +82,17 @@ func argv(a []string) string {
 
 func dur(d time.Duration) string { return d.String() }
 
-func line(s *stmt) string {
-	return fmt.Sprintf("%s (line %d)", strings.TrimSpace(s.keyword()+" "+s.raw), s.line)
+func (im *importer) line(s *stmt) string {
+	return fmt.Sprintf("%s (%s)", strings.TrimSpace(s.keyword()+" "+s.raw), im.lineRef(s.file, s.line))
+}
+
+// lineRef is "line N", with the file's name when the line is in an
+// included file.
+func (im *importer) lineRef(file string, n int) string {
+	if file != "" && file != im.opts.File {
+		return fmt.Sprintf("%s line %d", filepath.Base(file), n)
+	}
+	return fmt.Sprintf("line %d", n)
 }
 
 // deadAfter is VRRP's master-down interval (RFC 5798 section 6.1):
@@ -106,7 +115,7 @@ func (im *importer) render() []byte {
 		name = "standard input"
 	}
 	o.comment("", fmt.Sprintf("hbd configuration imported by `hbd import-keepalived` from %s,", name))
-	o.comment("", fmt.Sprintf("vrrp_instance %s (line %d). Comments say where each value came from.", im.name, im.inst.line))
+	o.comment("", fmt.Sprintf("vrrp_instance %s (%s). Comments say where each value came from.", im.name, im.lineRef(im.inst.file, im.inst.line)))
 	o.comment("", "Review it, copy it to /etc/hbd/hbd.yaml and run: hbd check -c /etc/hbd/hbd.yaml")
 	o.blank()
 	if im.opts.Node != "" {
@@ -114,33 +123,33 @@ func (im *importer) render() []byte {
 	} else {
 		o.comment("", "node: defaults to the host name; it must differ between the nodes (--node)")
 	}
-	o.add(fmt.Sprintf("cluster_id: %s", im.vrid.args()[0]), line(im.vrid))
+	o.add(fmt.Sprintf("cluster_id: %s", im.vrid.args()[0]), im.line(im.vrid))
 	if im.prioStmt != nil {
-		o.add(fmt.Sprintf("priority: %d", im.priority), line(im.prioStmt))
+		o.add(fmt.Sprintf("priority: %d", im.priority), im.line(im.prioStmt))
 	} else {
 		o.add(fmt.Sprintf("priority: %d", im.priority), "keepalived's default priority")
 	}
-	o.add("interface: "+str(im.iface.args()[0]), line(im.iface))
-	o.add("vips:", fmt.Sprintf("%s (line %d)", im.vipsStmt[0].keyword(), im.vipsStmt[0].line))
+	o.add("interface: "+str(im.iface.args()[0]), im.line(im.iface))
+	o.add("vips:", fmt.Sprintf("%s (%s)", im.vipsStmt[0].keyword(), im.lineRef(im.vipsStmt[0].file, im.vipsStmt[0].line)))
 	for _, v := range im.vips {
-		c := fmt.Sprintf("line %d", v.line)
+		c := im.lineRef(v.file, v.line)
 		if v.note != "" {
 			c += "; " + v.note
 		}
 		o.add("  - "+v.value, c)
 	}
 	if im.src != nil {
-		o.add("listen: "+str(im.src.args()[0]), line(im.src)+"; UDP and TCP port 8707")
+		o.add("listen: "+str(im.src.args()[0]), im.line(im.src)+"; UDP and TCP port 8707")
 	} else {
 		o.add("listen: "+str(im.opts.Listen), "--listen; UDP and TCP port 8707")
 	}
-	o.add("peers:", fmt.Sprintf("unicast_peer (line %d)", im.peersStmt.line))
+	o.add("peers:", fmt.Sprintf("unicast_peer (%s)", im.lineRef(im.peersStmt.file, im.peersStmt.line)))
 	for _, p := range im.peers {
 		o.add("  - "+str(p.value), fmt.Sprintf("line %d", p.line))
 	}
 	da := deadAfter(im.advert, im.priority)
 	if im.advertStmt != nil {
-		o.add("interval: "+dur(im.advert), line(im.advertStmt))
+		o.add("interval: "+dur(im.advert), im.line(im.advertStmt))
 	} else {
 		o.add("interval: "+dur(im.advert), "keepalived's default advert_int")
 	}
@@ -152,13 +161,13 @@ func (im *importer) render() []byte {
 	o.add("auth_key_file: "+str(im.opts.KeyFile), keyComment(im))
 	switch {
 	case im.nopreempt != nil:
-		o.add("preempt: false", line(im.nopreempt))
+		o.add("preempt: false", im.line(im.nopreempt))
 	case im.preemptStmt != nil:
-		o.add("preempt: true", line(im.preemptStmt))
+		o.add("preempt: true", im.line(im.preemptStmt))
 	}
 	if im.delay != nil && im.nopreempt == nil {
 		d, _ := im.seconds(im.delay, im.delay.args()[0])
-		o.add("preempt_delay: "+dur(d), line(im.delay))
+		o.add("preempt_delay: "+dur(d), im.line(im.delay))
 	}
 	if len(im.tracks) > 0 {
 		o.blank()
@@ -167,7 +176,7 @@ func (im *importer) render() []byte {
 			o.add("  - name: "+str(t.name), t.comment)
 			o.add("    type: "+t.kind, "")
 			if t.kind == "exec" {
-				o.add("    command: "+argv(t.command), "split without a shell")
+				o.add("    command: "+argv(t.command), strings.TrimSuffix("split without a shell; "+t.cmdNote, "; "))
 				o.add("    interval: "+dur(t.interval), "")
 				if t.timeout != 0 {
 					o.add("    timeout: "+dur(t.timeout), "")
@@ -190,7 +199,7 @@ func (im *importer) render() []byte {
 		for _, field := range []string{"master", "backup", "fault", "any"} {
 			for _, n := range im.notify {
 				if n.field == field {
-					o.add("  "+field+": "+argv(n.argv), line(n.from))
+					o.add("  "+field+": "+argv(n.argv), strings.TrimSuffix(im.line(n.from)+"; "+n.note, "; "))
 				}
 			}
 		}
@@ -200,7 +209,7 @@ func (im *importer) render() []byte {
 
 func keyComment(im *importer) string {
 	if im.auth != nil {
-		return fmt.Sprintf("replaces authentication (line %d): hbd keygen > %s", im.auth.line, im.opts.KeyFile)
+		return fmt.Sprintf("replaces authentication (%s): hbd keygen --write %s", im.lineRef(im.auth.file, im.auth.line), im.opts.KeyFile)
 	}
-	return "hbd keygen > " + im.opts.KeyFile + "; the same file on every node"
+	return "hbd keygen --write " + im.opts.KeyFile + "; the same file on every node"
 }

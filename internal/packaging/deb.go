@@ -7,6 +7,7 @@ package packaging
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/md5"
 	"debug/elf"
@@ -21,30 +22,47 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hbdproject/hbd/systemd"
 )
 
-//go:embed debian/postinst debian/prerm debian/postrm debian/hbd.sysusers
+//go:embed debian/postinst debian/prerm debian/postrm debian/hbd.sysusers debian/hbd.tmpfiles debian/lintian-overrides debian/hbd.bash debian/_hbd
 var debianFiles embed.FS
 
 // Spec says what to pack.
 type Spec struct {
-	// Version is the Debian version, e.g. 1.2.0 or 0.0.0~git20260101.abcdef0.
+	// Version is the Debian version with its revision, e.g. 1.2.0-1 or
+	// 0.0.0~git20260101.abcdef0-1.
 	Version string
+	// Date is the changelog entry's date (the commit's, for a reproducible
+	// package); zero means now.
+	Date time.Time
 	// Arch is the Debian architecture of Binary: amd64, arm64, …
 	Arch string
 	// Binary is the hbd executable built for Arch.
 	Binary string
-	// DocsDir holds the Markdown docs to install in /usr/share/doc/hbd
-	// (install.md, config.md, runbooks.md, keepalived.md, how-it-works.md).
+	// DocsDir holds the Markdown docs to install in /usr/share/doc/hbd:
+	// Docs and every file they link to, and the sources of the man pages.
 	DocsDir string
 	// OutDir receives hbd_<version>_<arch>.deb.
 	OutDir string
 }
 
-// Docs are the files of DocsDir the package carries.
-var Docs = []string{"install.md", "config.md", "runbooks.md", "keepalived.md", "how-it-works.md"}
+// Docs are the files of DocsDir the package carries, besides those they
+// link to (linkedDocs adds them).
+var Docs = []string{"install.md", "config.md", "runbooks.md", "keepalived.md", "how-it-works.md", "cli.md", "webapp.md"}
+
+// ManPages are the manual pages, each made from a doc of DocsDir.
+var ManPages = []ManPage{
+	{Name: "hbd", Section: 8, Source: "cli.md", Summary: "keep a virtual IP alive across hosts"},
+	{Name: "hbd.yaml", Section: 5, Source: "config.md", Summary: "configuration of the hbd daemon"},
+}
+
+// Depends is the package's Depends field: the user and the directory
+// modes come from sysusers.d and tmpfiles.d, as debhelper's
+// dh_installsysusers and dh_installtmpfiles arrange.
+const Depends = "systemd | systemd-standalone-sysusers | systemd-sysusers, systemd | systemd-standalone-tmpfiles"
 
 // Conffiles are the package's configuration files: dpkg keeps an admin's
 // changes to them across upgrades.
@@ -75,6 +93,19 @@ func DebianVersion(s string) string {
 		s = "0.0.0~" + s // "dev", or a bare commit from git describe --always
 	}
 	return strings.TrimSuffix(s, "~")
+}
+
+// Compile builds the hbd binary the package ships into out: static
+// (CGO_ENABLED=0), trimmed and stripped, with its version, commit and date
+// stamped in. It runs go build in the current directory's module.
+func Compile(ctx context.Context, out, arch, version, commit string, date time.Time) error {
+	ldflags := fmt.Sprintf("-s -w -X main.version=%s -X main.commit=%s -X main.buildDate=%s", version, commit, date.UTC().Format(time.RFC3339))
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags="+ldflags, "-o", out, "github.com/hbdproject/hbd/cmd/hbd")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	if msg, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("packaging: go build ./cmd/hbd: %w\n%s", err, msg)
+	}
+	return nil
 }
 
 // checkStatic refuses a dynamically linked binary: the package declares no
@@ -223,18 +254,47 @@ func (s Spec) files() ([]file, error) {
 		{systemd.Files, "pc01.yaml", "/usr/share/doc/hbd/examples/pc01.yaml", 0o644},
 		{systemd.Files, "pc02.yaml", "/usr/share/doc/hbd/examples/pc02.yaml", 0o644},
 		{systemd.Files, "webapp.env", "/usr/share/doc/hbd/examples/webapp.env", 0o644},
+		{systemd.Files, "hbd-hooks.rules", "/usr/share/doc/hbd/examples/50-hbd-hooks.rules", 0o644},
 		{debianFiles, "debian/hbd.sysusers", "/usr/lib/sysusers.d/hbd.conf", 0o644},
+		{debianFiles, "debian/hbd.tmpfiles", "/usr/lib/tmpfiles.d/hbd.conf", 0o644},
+		{debianFiles, "debian/lintian-overrides", "/usr/share/lintian/overrides/hbd", 0o644},
+		{debianFiles, "debian/hbd.bash", "/usr/share/bash-completion/completions/hbd", 0o644},
+		{debianFiles, "debian/_hbd", "/usr/share/zsh/vendor-completions/_hbd", 0o644},
 	} {
 		if err := add(a.fsys, a.name, a.dest, a.mode); err != nil {
 			return nil, err
 		}
 	}
 	docs := os.DirFS(s.DocsDir)
-	for _, d := range Docs {
+	shipped, err := linkedDocs(docs, Docs)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range shipped {
 		if err := add(docs, d, path.Join("/usr/share/doc/hbd", d), 0o644); err != nil {
 			return nil, err
 		}
 	}
+	for _, m := range ManPages {
+		src, err := fromFS(docs, m.Source)
+		if err != nil {
+			return nil, err
+		}
+		page, err := gz(m.Roff(src, s.date()))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, file{fmt.Sprintf("/usr/share/man/man%d/%s.%d.gz", m.Section, m.Name, m.Section), 0o644, page})
+	}
+	cr, err := copyright(s.Binary)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := gz(s.changelog())
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, file{"/usr/share/doc/hbd/copyright", 0o644, cr}, file{"/usr/share/doc/hbd/changelog.Debian.gz", 0o644, cl})
 	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
 	return files, nil
 }
@@ -245,6 +305,7 @@ Version: %s
 Architecture: %s
 Maintainer: The hbd project <hbd@example.org>
 Installed-Size: %d
+Depends: %s
 Suggests: redis-server
 Section: net
 Priority: optional
@@ -259,5 +320,87 @@ Description: keeps a virtual IP alive across two hosts
  .
  The package also carries the demo web app (hbd webapp, sessions in Redis)
  and its unit, and hbd import-keepalived to convert a keepalived.conf.
-`, s.Version, s.Arch, installedKiB)
+`, s.Version, s.Arch, installedKiB, Depends)
+}
+
+func (s Spec) date() time.Time {
+	if s.Date.IsZero() {
+		return time.Now().UTC()
+	}
+	return s.Date.UTC()
+}
+
+// changelog is the package's Debian changelog: one entry for this build.
+func (s Spec) changelog() []byte {
+	upstream, _, _ := strings.Cut(s.Version, "-")
+	return []byte(fmt.Sprintf("hbd (%s) unstable; urgency=medium\n\n  * Package of hbd %s, built by internal/packaging/mkdeb.\n    Changes: https://github.com/hbdproject/hbd/commits\n\n -- The hbd project <hbd@example.org>  %s\n",
+		s.Version, upstream, s.date().Format(time.RFC1123Z)))
+}
+
+// gz compresses b as Debian wants it: best compression, no name or time
+// in the header, so the same input gives the same bytes.
+func gz(b []byte) ([]byte, error) {
+	var out bytes.Buffer
+	w, err := gzip.NewWriterLevel(&out, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, fmt.Errorf("packaging: compressing: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("packaging: compressing: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+var mdLink = regexp.MustCompile(`\]\(([^)#\s]+)(?:#[^)]*)?\)`)
+
+// linkedDocs returns seed and every file of docs they link to, following
+// links in Markdown files transitively; a link to a directory takes the
+// files in it. A link to a file that is not there is an error: the
+// package would ship a dangling link.
+func linkedDocs(docs fs.FS, seed []string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	queue := append([]string(nil), seed...)
+	for len(queue) > 0 {
+		p := path.Clean(queue[0])
+		queue = queue[1:]
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		fi, err := fs.Stat(docs, p)
+		if err != nil {
+			return nil, fmt.Errorf("packaging: a doc links to %s, which is missing: %w", p, err)
+		}
+		if fi.IsDir() {
+			ents, err := fs.ReadDir(docs, p)
+			if err != nil {
+				return nil, fmt.Errorf("packaging: %w", err)
+			}
+			for _, e := range ents {
+				queue = append(queue, path.Join(p, e.Name()))
+			}
+			continue
+		}
+		out = append(out, p)
+		if !strings.HasSuffix(p, ".md") {
+			continue
+		}
+		b, err := fs.ReadFile(docs, p)
+		if err != nil {
+			return nil, fmt.Errorf("packaging: %w", err)
+		}
+		for _, m := range mdLink.FindAllStringSubmatch(string(b), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+				continue
+			}
+			queue = append(queue, path.Join(path.Dir(p), target))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/hbdproject/hbd/internal/testenv"
 )
 
-const testVersion = "1.2.3~test1"
+const testVersion = "1.2.3~test1-1"
 
 var (
 	debOnce sync.Once
@@ -45,15 +45,11 @@ func builtDeb(t *testing.T) string {
 			return
 		}
 		bin := filepath.Join(debDir, "hbd")
-		build := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/hbdproject/hbd/cmd/hbd")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Logf("go build: %s", out)
-			debErr = err
-			return
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
+		if debErr = Compile(ctx, bin, "amd64", "1.2.3~test1", "0123456789abcdef", time.Now()); debErr != nil {
+			return
+		}
 		debPath, debErr = Build(ctx, Spec{Version: testVersion, Arch: "amd64", Binary: bin, DocsDir: "../../docs", OutDir: filepath.Join(debDir, "dist")})
 	})
 	if debErr != nil {
@@ -123,14 +119,16 @@ func TestDebInfo(t *testing.T) {
 		"Architecture: amd64\n",
 		"Suggests: redis-server\n",
 		"Section: net\n",
+		"Depends: " + Depends + "\n",
 	} {
 		if !strings.Contains(info, want) {
 			t.Errorf("dpkg-deb -I lacks %q:\n%s", want, info)
 		}
 	}
-	// hbd is one static binary: it depends on nothing but the kernel.
-	if regexp.MustCompile(`(?m)^ (Pre-)?Depends:`).MatchString(info) {
-		t.Errorf("the package has dependencies:\n%s", info)
+	// hbd is one static binary: it needs only what makes its user and
+	// directory (sysusers.d, tmpfiles.d), nothing of libc.
+	if regexp.MustCompile(`(?m)^ Pre-Depends:`).MatchString(info) {
+		t.Errorf("the package has pre-dependencies:\n%s", info)
 	}
 	for _, script := range []string{"postinst", "prerm", "postrm"} {
 		if !regexp.MustCompile(`\d+ lines\s+\*\s+` + script).MatchString(info) {
@@ -177,14 +175,29 @@ func TestDebContents(t *testing.T) {
 		"/usr/lib/systemd/system/hbd.service":        "-rw-r--r-- root/root",
 		"/usr/lib/systemd/system/hbd-webapp.service": "-rw-r--r-- root/root",
 		"/usr/lib/sysusers.d/hbd.conf":               "-rw-r--r-- root/root",
-		"/etc/hbd":                                   "drwxr-xr-x root/root",
-		"/etc/hbd/hbd.yaml":                          "-rw-r--r-- root/root",
-		"/etc/hbd/webapp.env":                        "-rw------- root/root",
-		"/usr/share/doc/hbd/examples/pc01.yaml":      "-rw-r--r-- root/root",
-		"/usr/share/doc/hbd/examples/pc02.yaml":      "-rw-r--r-- root/root",
-		"/usr/share/doc/hbd/examples/webapp.env":     "-rw-r--r-- root/root",
+		"/usr/lib/tmpfiles.d/hbd.conf":               "-rw-r--r-- root/root",
+		"/usr/share/lintian/overrides/hbd":           "-rw-r--r-- root/root",
+		"/usr/share/bash-completion/completions/hbd": "-rw-r--r-- root/root",
+		"/usr/share/zsh/vendor-completions/_hbd":     "-rw-r--r-- root/root",
+		"/usr/share/man/man8/hbd.8.gz":               "-rw-r--r-- root/root",
+		"/usr/share/man/man5/hbd.yaml.5.gz":          "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/copyright":               "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/changelog.Debian.gz":     "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/benchmarks.md":           "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/benchmarks/failover.png": "-rw-r--r-- root/root",
+		"/etc/hbd":                                       "drwxr-xr-x root/root",
+		"/etc/hbd/hbd.yaml":                              "-rw-r--r-- root/root",
+		"/etc/hbd/webapp.env":                            "-rw------- root/root",
+		"/usr/share/doc/hbd/examples/pc01.yaml":          "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/examples/pc02.yaml":          "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/examples/webapp.env":         "-rw-r--r-- root/root",
+		"/usr/share/doc/hbd/examples/50-hbd-hooks.rules": "-rw-r--r-- root/root",
 	}
-	for _, d := range Docs {
+	shipped, err := linkedDocs(os.DirFS("../../docs"), Docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range shipped {
 		want["/usr/share/doc/hbd/"+d] = "-rw-r--r-- root/root"
 	}
 	for p, w := range want {
@@ -228,24 +241,6 @@ func installRoot(t *testing.T) string {
 	return r
 }
 
-// pathWithout returns a PATH of symlinks to every program of the system's
-// PATH except those named, so that a maintainer script's fallbacks run.
-func pathWithout(t *testing.T, hide ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for _, p := range filepath.SplitList(os.Getenv("PATH")) {
-		ents, _ := os.ReadDir(p)
-		for _, e := range ents {
-			name := e.Name()
-			if contains(hide, name) {
-				continue
-			}
-			os.Symlink(filepath.Join(p, name), filepath.Join(dir, name)) // the first one wins
-		}
-	}
-	return dir
-}
-
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -257,7 +252,7 @@ func contains(list []string, s string) bool {
 
 func dpkg(t *testing.T, root, path string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command("dpkg", append([]string{"--root=" + root, "--force-not-root", "--force-script-chrootless", "--log=/dev/null"}, args...)...)
+	cmd := exec.Command("dpkg", append([]string{"--root=" + root, "--force-not-root", "--force-script-chrootless", "--force-depends", "--log=/dev/null"}, args...)...)
 	if path != "" {
 		cmd.Env = append(os.Environ(), "PATH="+path)
 	}
@@ -286,33 +281,24 @@ func idOf(t *testing.T, root, file, name string) string {
 
 // TestInstallIntoRoot installs the package into a throw-away root with
 // dpkg --root and --force-script-chrootless, so the real maintainer scripts
-// run (they honour $DPKG_ROOT), then purges it. Once with systemd-sysusers
-// making the user, once with its useradd fallback.
+// run (they honour $DPKG_ROOT: systemd-sysusers makes the user and
+// systemd-tmpfiles sets the modes, in that root), then purges it. The root
+// has no package database to satisfy Depends, hence --force-depends.
 func TestInstallIntoRoot(t *testing.T) {
 	testenv.RequireRoot(t) // chown and the user database of the root
 	testenv.RequireCommand(t, "dpkg", "dpkg")
+	testenv.RequireCommand(t, "systemd-sysusers", "systemd")
 	deb := builtDeb(t)
 	for _, tc := range []struct {
 		name string
-		hide []string
-		need string
 	}{
-		{"sysusers", nil, "systemd-sysusers"},
-		{"useradd", []string{"systemd-sysusers", "adduser"}, "useradd"},
+		{"sysusers"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.need == "systemd-sysusers" {
-				testenv.RequireCommand(t, "systemd-sysusers", "systemd")
-			} else {
-				testenv.RequireCommand(t, "useradd", "passwd")
-			}
 			path := ""
-			if tc.hide != nil {
-				path = pathWithout(t, tc.hide...)
-			}
 			root := installRoot(t)
 			out := dpkg(t, root, path, "-i", deb)
-			if !strings.Contains(out, "hbd keygen > /etc/hbd/key && chmod 600 /etc/hbd/key && chown hbd: /etc/hbd/key") {
+			if !strings.Contains(out, "hbd keygen --write /etc/hbd/key") {
 				t.Errorf("postinst did not explain how to make the key:\n%s", out)
 			}
 			status := dpkg(t, root, path, "-s", "hbd")
@@ -338,6 +324,9 @@ func TestInstallIntoRoot(t *testing.T) {
 			}
 			// The installed binary runs, and the installed example passes
 			// hbd check once there is a key.
+			if v := run(t, filepath.Join(root, "usr/bin/hbd"), "version"); !strings.Contains(v, "hbd 1.2.3~test1\n") || !strings.Contains(v, "commit: 0123456789abcdef\n") {
+				t.Errorf("the packaged hbd's version:\n%s", v)
+			}
 			key := run(t, filepath.Join(root, "usr/bin/hbd"), "keygen")
 			keyPath := filepath.Join(root, "etc/hbd/key")
 			if err := os.WriteFile(keyPath, []byte(key), 0o600); err != nil {
@@ -365,3 +354,83 @@ func TestInstallIntoRoot(t *testing.T) {
 }
 
 func itoa[T ~uint32](v T) string { return strconv.FormatUint(uint64(v), 10) }
+
+// TestLintian: Debian's own checker finds no error and no warning in the
+// package; what is deliberate is overridden inside the package, each
+// override with its reason.
+func TestLintian(t *testing.T) {
+	testenv.RequireCommand(t, "lintian", "lintian")
+	deb := builtDeb(t)
+	cmd := exec.Command("lintian", "--tag-display-limit", "0", "--fail-on", "none", "--show-overrides", deb)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("lintian: %v\n%s", err, out)
+	}
+	t.Logf("lintian:\n%s", out)
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "E: ") || strings.HasPrefix(l, "W: ") {
+			t.Errorf("lintian: %s", l)
+		}
+	}
+	if !strings.Contains(string(out), "O: hbd: statically-linked-binary") {
+		t.Errorf("the static binary's override was not applied:\n%s", out)
+	}
+	// Every override carries its reason (the comment lintian shows as N:).
+	ov, err := debianFiles.ReadFile("debian/lintian-overrides")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prevComment := false
+	for _, l := range strings.Split(string(ov), "\n") {
+		if strings.HasPrefix(l, "hbd: ") && !prevComment {
+			t.Errorf("override without a reason: %s", l)
+		}
+		prevComment = strings.HasPrefix(l, "#")
+	}
+}
+
+// TestLinkedDocs: the package ships every doc a shipped doc links to, and
+// refuses to build when a link points at nothing.
+func TestLinkedDocs(t *testing.T) {
+	got, err := linkedDocs(os.DirFS("../../docs"), []string{"config.md"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"config.md", "runbooks.md", "benchmarks.md", "benchmarks/failover.png", "how-it-works.md"} {
+		if !contains(got, want) {
+			t.Errorf("linkedDocs(config.md) lacks %s: %v", want, got)
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a.md"), []byte("see [b](b.md#x) and [web](https://example.org/c.md)\n"), 0o644)
+	if _, err := linkedDocs(os.DirFS(dir), []string{"a.md"}); err == nil || !strings.Contains(err.Error(), "b.md") {
+		t.Errorf("a dangling link: err = %v, want one naming b.md", err)
+	}
+}
+
+// TestManPages: the pages render without groff warnings and say what
+// their docs say.
+func TestManPages(t *testing.T) {
+	testenv.RequireCommand(t, "man", "man-db")
+	deb := builtDeb(t)
+	dir := t.TempDir()
+	run(t, "dpkg-deb", "-x", deb, dir)
+	for page, want := range map[string]string{
+		"usr/share/man/man8/hbd.8.gz":      "import-keepalived",
+		"usr/share/man/man5/hbd.yaml.5.gz": "auth_key_file",
+	} {
+		cmd := exec.Command("man", "--warnings", "-E", "UTF-8", "-l", filepath.Join(dir, page))
+		cmd.Env = append(os.Environ(), "MANWIDTH=80", "MAN_DISABLE_SECCOMP=1")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("man %s: %v\n%s", page, err, stderr.String())
+		}
+		if stderr.Len() > 0 {
+			t.Errorf("man %s: warnings:\n%s", page, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("man %s lacks %q", page, want)
+		}
+	}
+}

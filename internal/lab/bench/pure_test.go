@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -417,11 +418,14 @@ func TestParseFlags(t *testing.T) {
 	if o.Runs != 2 || o.Soak != 10*time.Second || o.Cost != 5*time.Second || o.Out != "docs/benchmarks" || o.Bin != "/x/hbd" || len(o.Settings) != 3 {
 		t.Errorf("smoke options %+v", o)
 	}
-	o, err = parseFlags([]string{"--smoke", "--runs", "3", "--settings", "matched"}, io.Discard)
-	if err != nil || o.Runs != 3 || !reflect.DeepEqual(o.Settings, []string{"matched"}) || o.Bin == "" {
+	o, err = parseFlags([]string{"--smoke", "--runs", "3", "--settings", "matched", "--bin", "hbd"}, io.Discard)
+	if err != nil || o.Runs != 3 || !reflect.DeepEqual(o.Settings, []string{"matched"}) || !filepath.IsAbs(o.Bin) {
 		t.Errorf("options %+v, %v", o, err)
 	}
-	for _, bad := range [][]string{{"--runs", "0"}, {"--settings", "fast"}, {"extra"}, {"--soak", "-1s"}} {
+	if o, err := parseFlags([]string{"--replot"}, io.Discard); err != nil || !o.Replot {
+		t.Errorf("--replot without --bin: %+v, %v", o, err)
+	}
+	for _, bad := range [][]string{{"--runs", "0"}, {"--settings", "fast"}, {"extra"}, {"--soak", "-1s"}, {"--smoke"}} {
 		if _, err := parseFlags(bad, io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -2,10 +2,11 @@
 // (static, trimmed) unless given -bin, and packs it with the units, the
 // example configuration and the docs. Run it from the repository root:
 //
-//	go run ./internal/packaging/mkdeb [-version 1.2.0] [-arch amd64] [-out dist]
+//	go run ./internal/packaging/mkdeb [-version 1.2.0] [-revision 1] [-arch amd64] [-out dist]
 //
 // A -version in git-describe form (v1.2.0, v1.2.0-3-gabcdef0-dirty) is
-// turned into a Debian version (1.2.0, 1.2.0+3+gabcdef0+dirty).
+// turned into a Debian upstream version (1.2.0, 1.2.0+3+gabcdef0+dirty),
+// and the package's version is that and the revision: 1.2.0-1.
 package main
 
 import (
@@ -34,13 +35,15 @@ func run() error {
 	out := flag.String("out", "dist", "output `directory`")
 	bin := flag.String("bin", "", "a prebuilt, statically linked hbd `binary` (default: build ./cmd/hbd with CGO_ENABLED=0)")
 	docs := flag.String("docs", "docs", "`directory` of the Markdown docs")
+	revision := flag.String("revision", "1", "Debian `revision` of the package")
 	flag.Parse()
 
 	ctx := context.Background()
 	if *version == "" {
 		*version = gitVersion(ctx)
 	}
-	*version = packaging.DebianVersion(*version)
+	upstream := packaging.DebianVersion(*version)
+	commit, date := gitCommit(ctx)
 	if *bin == "" {
 		dir, err := os.MkdirTemp("", "hbd-mkdeb-")
 		if err != nil {
@@ -48,14 +51,11 @@ func run() error {
 		}
 		defer os.RemoveAll(dir)
 		*bin = filepath.Join(dir, "hbd")
-		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w -X main.version="+*version, "-o", *bin, "./cmd/hbd")
-		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+*arch)
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("go build ./cmd/hbd: %w", err)
+		if err := packaging.Compile(ctx, *bin, *arch, upstream, commit, date); err != nil {
+			return err
 		}
 	}
-	deb, err := packaging.Build(ctx, packaging.Spec{Version: *version, Arch: *arch, Binary: *bin, DocsDir: *docs, OutDir: *out})
+	deb, err := packaging.Build(ctx, packaging.Spec{Version: upstream + "-" + *revision, Date: date, Arch: *arch, Binary: *bin, DocsDir: *docs, OutDir: *out})
 	if err != nil {
 		return err
 	}
@@ -88,4 +88,19 @@ func gitVersion(ctx context.Context) string {
 		date = strings.TrimSpace(string(out))
 	}
 	return fmt.Sprintf("0.0.0~git%s.%s", date, commit)
+}
+
+// gitCommit is the commit being packaged and its date (the changelog's and
+// the build's date, so that a rebuild of a commit gives the same package);
+// outside git, "unknown" and now.
+func gitCommit(ctx context.Context) (string, time.Time) {
+	out, err := exec.CommandContext(ctx, "git", "log", "-1", "--format=%H %cI").Output()
+	if err == nil {
+		if commit, at, ok := strings.Cut(strings.TrimSpace(string(out)), " "); ok {
+			if t, err := time.Parse(time.RFC3339, at); err == nil {
+				return commit, t.UTC()
+			}
+		}
+	}
+	return "unknown", time.Now().UTC()
 }
