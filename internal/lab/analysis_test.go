@@ -171,6 +171,11 @@ func TestHoldersFromEvents(t *testing.T) {
 	if got.MaxConcurrent() != 2 || got.DoubleHolderDuration() != ms(12) || got.NoHolderDuration() != ms(10) {
 		t.Errorf("max %d, double %v, none %v", got.MaxConcurrent(), got.DoubleHolderDuration(), got.NoHolderDuration())
 	}
+	// A window starts with the holders as of its start and ends at its end.
+	w := got.Window(t0.Add(ms(20)), t0.Add(ms(45)))
+	if s := w.String(); s != "2!22" || w.DoubleHolderDuration() != ms(12) || !w[0].At.Equal(t0.Add(ms(20))) {
+		t.Errorf("window %q, double %v", s, w.DoubleHolderDuration())
+	}
 	// The order of events decides, not their times: a deletion read before
 	// the addition is no overlap even at the same instant.
 	clean := HoldersFromEvents(hosts, map[string]bool{"pc01": true}, t0, []AddrEvent{ev(10, "pc01", false), ev(10, "pc02", true)}, t0.Add(ms(20)))
