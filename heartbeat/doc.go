@@ -6,7 +6,11 @@
 // bits, under the cluster's shared key. Each frame carries the sender's
 // random per-process boot id and a per-boot sequence number, so a Receiver
 // can reject forged, replayed and duplicated frames and count them by
-// reason (Reason gives the metrics label of an error).
+// reason (Reason gives the metrics label of an error). A frame counts only
+// inside a session between the sender's boot and a random challenge of the
+// receiver, which the sender's frames echo (Receiver.Sessions gives the
+// entries a node's own frames carry), so frames recorded in an earlier life
+// of either node never count again.
 //
 // Frames travel twice: as UDP datagrams unicast to every peer
 // (UDPTransport) and over persistent TCP connections (TCPTransport). A peer
@@ -20,14 +24,16 @@
 // health checks, control socket and metrics left out):
 //
 //	key, boot := loadKey(cfg), randomUint64()
-//	rx := heartbeat.NewReceiver(key, cfg.ClusterID, cfg.Node)
+//	rx := heartbeat.NewReceiver(key, cfg.ClusterID, cfg.Node, boot)
 //	udp, _ := heartbeat.ListenUDP(laddr, peers)
 //	tcp, _ := heartbeat.ListenTCP(laddr, peers, heartbeat.TCPOptions{Logger: log})
 //	transports := []heartbeat.Transport{udp, tcp}
 //
 //	in := make(chan heartbeat.Inbound, 64)
 //	for _, t := range transports {
-//		go t.Run(ctx, func(m heartbeat.Inbound) { in <- m })
+//		// deliver says whether a frame was authentic; TCP trusts a
+//		// connection from its first. (hbd verifies in deliver itself.)
+//		go t.Run(ctx, func(m heartbeat.Inbound) bool { in <- m; return true })
 //	}
 //
 //	m := election.New(ecfg, time.Now())
@@ -38,7 +44,8 @@
 //		f := heartbeat.Frame{Kind: kind, Cluster: cfg.ClusterID,
 //			Flags: a.Flags, State: a.State,
 //			Priority: uint8(a.Priority), Boot: boot, Seq: seq,
-//			Epoch: a.Epoch, SentAt: time.Now(), Node: cfg.Node, Target: target}
+//			Epoch: a.Epoch, SentAt: time.Now(), Node: cfg.Node, Target: target,
+//			Sessions: rx.Sessions(nil)} // our challenges, their echoes
 //		b, _ := f.AppendSigned(buf[:0], key)
 //		for _, t := range transports {
 //			t.Send(b) // never blocks for long
@@ -51,7 +58,7 @@
 //		case msg := <-in:
 //			f, err := rx.Accept(msg.Data, msg.From)
 //			if err != nil {
-//				continue // counted in rx.Stats(); log unless Reason(err) is "duplicate" or "stale"
+//				continue // counted in rx.Stats(); "no_session" until the peer echoes our challenge
 //			}
 //			acts = m.Receive(msg.At, election.Heard{Node: f.Node,
 //				Kind: f.Kind, Advert: advertOf(f)})

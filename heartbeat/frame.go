@@ -13,7 +13,7 @@ import (
 	"github.com/hbdproject/hbd/heartbeat/election"
 )
 
-// Wire format, version 1. All integers are big-endian.
+// Wire format, version 2. All integers are big-endian.
 //
 //	off len field
 //	  0   2 magic "HB"
@@ -31,26 +31,40 @@ import (
 //	 44   n node name, UTF-8
 //	      1 target name length m (0..64)
 //	      m target name, UTF-8
+//	      1 session count k (0..MaxSessions)
+//	   24×k sessions, each: peer boot id (8), our challenge to that
+//	        boot (8), the challenge that boot gave us, echoed (8; 0 = none)
 //	     16 HMAC-SHA256(key, everything before it), first 16 bytes
+//
+// Version 1 had no sessions; a version 1 frame fails with ErrVersion.
 const (
 	// Version is the wire format version this package speaks.
-	Version = 1
+	Version = 2
+	// MaxSessions is the most session entries a frame carries: two (the
+	// established session and a tentative one) for each of up to
+	// MaxPeers peers.
+	MaxSessions = 2 * MaxPeers
+	// MaxPeers is the most peers a node can keep sessions with.
+	MaxPeers = 8
+	// sessionSize is the encoded size of one Session.
+	sessionSize = 24
 	// MaxNameLen is the longest node or target name in bytes.
 	MaxNameLen = 64
 	// TagSize is the length of the truncated HMAC-SHA256 tag (128 bits).
 	TagSize = 16
 	// MaxFrameSize bounds an encoded frame; the largest valid frame is
-	// headerSize+1+64+1+64+TagSize = 189 bytes. Transports drop anything
-	// bigger unread.
-	MaxFrameSize = 256
+	// headerSize+1+64+1+64+1+16×24+TagSize = 574 bytes. Transports drop
+	// anything bigger unread.
+	MaxFrameSize = 576
 	// MinKeyLen is the shortest cluster key the config should accept; the
 	// package itself only refuses an empty key.
 	MinKeyLen = 16
 
 	magic0, magic1 = 'H', 'B'
 	headerSize     = 43
-	// minFrameSize: header, a one-byte node name, an empty target, the tag.
-	minFrameSize = headerSize + 1 + 1 + 1 + TagSize
+	// minFrameSize: header, a one-byte node name, an empty target, no
+	// sessions, the tag.
+	minFrameSize = headerSize + 1 + 1 + 1 + 1 + TagSize
 )
 
 // Frame is one decoded heartbeat message. The zero value is not a valid
@@ -71,6 +85,28 @@ type Frame struct {
 	SentAt time.Time
 	Node   string // sender's node name, 1..64 bytes of UTF-8
 	Target string // election.Released: the node the VIP was released for; 0..64 bytes
+	// Sessions are the sender's sessions with its peers' boots (at most
+	// MaxSessions): each names a peer boot, the challenge the sender gave
+	// it and the challenge it gave the sender. A receiver counts the frame
+	// only if it echoes the receiver's current challenge (see Receiver).
+	Sessions []Session
+}
+
+// Session is one entry of a frame's session list, as seen by the sender.
+type Session struct {
+	PeerBoot  uint64 // the boot id of the peer this entry is for
+	Challenge uint64 // the sender's challenge to that boot: its frames must echo it
+	Echo      uint64 // the challenge that boot gave the sender; 0 while unknown
+}
+
+// sessionFor returns the entry addressed to boot, if any.
+func (f *Frame) sessionFor(boot uint64) (Session, bool) {
+	for _, s := range f.Sessions {
+		if s.PeerBoot == boot {
+			return s, true
+		}
+	}
+	return Session{}, false
 }
 
 // Sentinel errors. Returned errors wrap them with detail; branch with
@@ -84,6 +120,7 @@ var (
 	ErrCluster     = errors.New("heartbeat: wrong cluster id")
 	ErrSelf        = errors.New("heartbeat: frame carries our own node name")
 	ErrReplay      = errors.New("heartbeat: replayed frame")
+	ErrNoSession   = errors.New("heartbeat: frame outside a live session")
 	ErrDuplicate   = errors.New("heartbeat: duplicate frame")
 	ErrStale       = errors.New("heartbeat: stale frame")
 	ErrUnknownPeer = errors.New("heartbeat: source is not a configured peer")
@@ -103,6 +140,7 @@ var reasons = []struct {
 	{ErrCluster, "cluster"},
 	{ErrSelf, "self"},
 	{ErrReplay, "replay"},
+	{ErrNoSession, "no_session"},
 	{ErrDuplicate, "duplicate"},
 	{ErrStale, "stale"},
 	{ErrUnknownPeer, "unknown_peer"},
@@ -110,7 +148,7 @@ var reasons = []struct {
 
 // Reason returns the stable, short metrics label of err: "truncated",
 // "bad_magic", "version", "malformed", "bad_tag", "cluster", "self",
-// "replay", "duplicate", "stale", "unknown_peer"; "other" for any other
+// "replay", "no_session", "duplicate", "stale", "unknown_peer"; "other" for any other
 // error and "" for nil.
 func Reason(err error) string {
 	if err == nil {
@@ -143,6 +181,9 @@ func (f *Frame) Validate() error {
 	if err := checkName("node", f.Node, 1); err != nil {
 		return err
 	}
+	if len(f.Sessions) > MaxSessions {
+		return fmt.Errorf("%w: %d sessions, at most %d", ErrMalformed, len(f.Sessions), MaxSessions)
+	}
 	return checkName("target", f.Target, 0)
 }
 
@@ -167,6 +208,12 @@ func (f *Frame) appendBody(dst []byte) []byte {
 	dst = append(dst, f.Node...)
 	dst = append(dst, byte(len(f.Target)))
 	dst = append(dst, f.Target...)
+	dst = append(dst, byte(len(f.Sessions)))
+	for _, s := range f.Sessions {
+		dst = binary.BigEndian.AppendUint64(dst, s.PeerBoot)
+		dst = binary.BigEndian.AppendUint64(dst, s.Challenge)
+		dst = binary.BigEndian.AppendUint64(dst, s.Echo)
+	}
 	return dst
 }
 
@@ -241,7 +288,7 @@ func parse(b []byte) (Frame, error) {
 		return Frame{}, ErrBadMagic
 	}
 	if b[2] != Version {
-		return Frame{}, fmt.Errorf("%w: %d", ErrVersion, b[2])
+		return Frame{}, fmt.Errorf("%w: frame version %d, this hbd speaks version %d", ErrVersion, b[2], Version)
 	}
 	if len(b) > MaxFrameSize {
 		return Frame{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(b), MaxFrameSize)
@@ -270,10 +317,40 @@ func parse(b []byte) (Frame, error) {
 	if f.Target, rest, err = parseName("target", rest, 0); err != nil {
 		return Frame{}, err
 	}
+	if f.Sessions, rest, err = parseSessions(rest); err != nil {
+		return Frame{}, err
+	}
 	if len(rest) != 0 {
 		return Frame{}, fmt.Errorf("%w: %d bytes between names and tag", ErrMalformed, len(rest))
 	}
 	return f, nil
+}
+
+func parseSessions(b []byte) ([]Session, []byte, error) {
+	if len(b) < 1 {
+		return nil, nil, fmt.Errorf("%w: no session count", ErrTruncated)
+	}
+	k := int(b[0])
+	if k > MaxSessions {
+		return nil, nil, fmt.Errorf("%w: %d sessions, at most %d", ErrMalformed, k, MaxSessions)
+	}
+	b = b[1:]
+	if len(b) < k*sessionSize {
+		return nil, nil, fmt.Errorf("%w: %d sessions need %d bytes, %d left", ErrTruncated, k, k*sessionSize, len(b))
+	}
+	if k == 0 {
+		return nil, b, nil
+	}
+	ss := make([]Session, k)
+	for i := range ss {
+		e := b[i*sessionSize:]
+		ss[i] = Session{
+			PeerBoot:  binary.BigEndian.Uint64(e),
+			Challenge: binary.BigEndian.Uint64(e[8:]),
+			Echo:      binary.BigEndian.Uint64(e[16:]),
+		}
+	}
+	return ss, b[k*sessionSize:], nil
 }
 
 func parseName(what string, b []byte, min int) (string, []byte, error) {

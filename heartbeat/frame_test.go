@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,8 +56,12 @@ func sameFrame(a, b Frame) bool {
 	if !a.SentAt.Equal(b.SentAt) {
 		return false
 	}
+	if !slices.Equal(a.Sessions, b.Sessions) {
+		return false
+	}
 	a.SentAt, b.SentAt = time.Time{}, time.Time{}
-	return a == b
+	a.Sessions, b.Sessions = nil, nil
+	return reflect.DeepEqual(a, b)
 }
 
 func TestFrameRoundTrip(t *testing.T) {
@@ -106,9 +112,26 @@ func TestFrameRoundTrip(t *testing.T) {
 func TestFrameLayout(t *testing.T) {
 	f := testFrame()
 	b := mustSign(t, f, testKey)
-	if want := headerSize + 1 + len(f.Node) + 1 + TagSize; len(b) != want {
+	if want := headerSize + 1 + len(f.Node) + 1 + 1 + TagSize; len(b) != want {
 		t.Fatalf("len %d, want %d", len(b), want)
 	}
+	f.Sessions = []Session{{PeerBoot: 0x0102030405060708, Challenge: 0x1112131415161718, Echo: 0x2122232425262728}}
+	bs := mustSign(t, f, testKey)
+	at := headerSize + 1 + len(f.Node) + 1
+	if len(bs) != len(b)+sessionSize || bs[at] != 1 ||
+		!bytes.Equal(bs[at+1:at+1+sessionSize], []byte("\x01\x02\x03\x04\x05\x06\x07\x08\x11\x12\x13\x14\x15\x16\x17\x18\x21\x22\x23\x24\x25\x26\x27\x28")) {
+		t.Fatalf("session entry not at offset %d: % x", at, bs[at:])
+	}
+	f.Sessions = make([]Session, MaxSessions)
+	f.Node, f.Target = strings.Repeat("n", MaxNameLen), strings.Repeat("t", MaxNameLen)
+	if big := mustSign(t, f, testKey); len(big) > MaxFrameSize {
+		t.Fatalf("largest frame is %d bytes, MaxFrameSize %d", len(big), MaxFrameSize)
+	}
+	f.Sessions = make([]Session, MaxSessions+1)
+	if _, err := f.Marshal(testKey); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Marshal with %d sessions: %v", MaxSessions+1, err)
+	}
+	f = testFrame()
 	if string(b[:2]) != "HB" || b[2] != Version || b[3] != byte(election.Heartbeat) {
 		t.Fatalf("header % x", b[:4])
 	}
@@ -177,7 +200,8 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"bad magic", set(good, 0, 'X'), testKey, ErrBadMagic},
 		{"bad magic short", []byte("XY"), testKey, ErrBadMagic},
 		{"version 0", set(good, 2, 0), testKey, ErrVersion},
-		{"version 2", set(good, 2, 2), testKey, ErrVersion},
+		{"version 1 (no sessions)", set(good, 2, 1), testKey, ErrVersion},
+		{"version 3", set(good, 2, 3), testKey, ErrVersion},
 		{"kind 0", resign(set(good, 3, 0), testKey), testKey, ErrMalformed},
 		{"kind 9", resign(set(good, 3, 9), testKey), testKey, ErrMalformed},
 		{"node length 0", resign(set(good, nodeOff, 0), testKey), testKey, ErrMalformed},
@@ -280,7 +304,7 @@ func FuzzFrameUnmarshalMarshal(f *testing.F) {
 	f.Add([]byte("HB\x01"))
 	f.Add(make([]byte, minFrameSize))
 
-	rx := NewReceiver(testKey, 42, "self")
+	rx := NewReceiver(testKey, 42, "self", 1)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The receiver must not panic on anything either.
 		_, _ = rx.Accept(b, testPeer)
@@ -315,4 +339,30 @@ func FuzzFrameUnmarshalMarshal(f *testing.F) {
 			t.Fatalf("re-signing differs:\n got %x\nwant %x", again, signed)
 		}
 	})
+}
+
+func TestSignerMatchesAppendSigned(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	s, err := NewSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := Frame{Kind: 1, Cluster: 9, State: 2, Priority: 100, Boot: 5, Seq: 1, Epoch: 3, SentAt: time.Unix(1700000000, 1), Node: "pc01", Target: "pc02"}
+	var buf []byte
+	for seq := uint64(1); seq <= 3; seq++ { // the HMAC state is reused
+		f.Seq = seq
+		want, err := f.Marshal(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if buf, err = s.AppendSigned(buf[:0], &f); err != nil || !bytes.Equal(buf, want) {
+			t.Fatalf("seq %d: signer %x, %v; Marshal %x", seq, buf, err, want)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { buf, _ = s.AppendSigned(buf[:0], &f) }); allocs != 0 {
+		t.Errorf("%v allocations per frame", allocs)
+	}
+	if _, err := NewSigner(nil); err == nil {
+		t.Error("empty key accepted")
+	}
 }

@@ -2,75 +2,107 @@ package heartbeat
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 const (
 	// replayWindow is how many sequence numbers below the newest accepted
-	// one a Receiver remembers per node (one bit each, as in the IPsec
+	// one a Receiver remembers per session (one bit each, as in the IPsec
 	// anti-replay window, RFC 4303 section 3.4.3). Within it an old frame
 	// is told apart as a duplicate (seen before: the same frame over the
 	// other path) or stale (not seen: overtaken on the other path); older
-	// than it is a replay. 64 frames is 6.4 s at a 100 ms interval, far
-	// longer than the TCP path may lag behind UDP before its connection is
-	// dropped (TCP_USER_TIMEOUT, about a second).
-	replayWindow = 64
+	// than it is a replay. It must cover the longest a path can hold a
+	// frame, so that no genuine frame is ever counted as a replay: at the
+	// shortest interval (5ms) 4096 frames are 20 s, against at most a few
+	// seconds on the TCP path (MaxTCPHold).
+	replayWindow = 4096
 	// maxRetiredBoots is how many earlier boot ids of each node a Receiver
 	// remembers, to reject frames captured in an earlier life of the node
-	// and sent again.
-	maxRetiredBoots = 4
+	// and sent again at once as replays. Older boots are caught anyway:
+	// they never echo a current challenge.
+	maxRetiredBoots = 16
 )
 
+// MaxTCPHold bounds how long a frame can spend on the TCP path with the
+// default TCPOptions: waiting in the sender's queue behind frames each
+// allowed WriteTimeout, then in the kernel until TCP_USER_TIMEOUT drops the
+// connection, then in the receiver's loop. replayWindow × the shortest
+// interval must exceed it (TestReplayWindowCoversTCP).
+const MaxTCPHold = 4*500*time.Millisecond + time.Second + time.Second
+
 // Receiver turns raw frames into accepted Frames: it checks the structure,
-// the cluster id, the tag, that the frame is not our own, and that it is
-// neither a replay nor a duplicate, and counts every outcome by reason.
+// the cluster id, the tag, that the frame is not our own, that it belongs
+// to a live session and that it is neither a replay nor a duplicate, and
+// counts every outcome by reason.
 //
-// Replay rules, per sender node name: frames of the node's current boot must
-// carry a sequence number above the highest accepted one. A frame from
-// another boot id is accepted (and starts a new window) only if its SentAt
-// is later than the SentAt of the last frame accepted from that node (the
-// sender's clock compared with itself, so the clocks of the two hosts need
-// not agree); the boot it replaces is retired and frames from retired boots
-// are rejected. The first frame from a node that the Receiver has never
-// seen is accepted as it comes: a Receiver's memory is its process's life.
+// Sessions, per sender node name. A frame counts only inside a session: a
+// pair of (sender boot, our challenge). The first authentic frame of a
+// boot we have no session with starts a tentative session: we draw a
+// random challenge for that boot, and Sessions puts it in our frames. The
+// session completes when a frame of that boot echoes the challenge (and
+// carries the challenge it gives us, which our frames echo in turn); from
+// then on that boot's frames must echo it to count. Until then the frame
+// is rejected with ErrNoSession and any earlier established session keeps
+// working. A frame recorded in an earlier life of either node echoes a
+// challenge that no longer exists, so it can start a tentative session but
+// never complete one. Only one tentative session per node is kept: a frame
+// of another boot replaces it only if it was sent later (by the sender's
+// own clock), so recordings never displace a live peer that is completing
+// its session.
 //
-// A consequence to know when operating it: if a node's wall clock is set
-// back and the node restarts, its new boot is rejected as replay until its
-// clock passes the last SentAt this Receiver accepted from it.
+// Within a session, frames must carry a sequence number above the highest
+// accepted one, or one within the replay window not seen before.
 //
 // Receiver is safe for concurrent use; Accept serializes on a mutex (it is
 // called from both the UDP and the TCP reader goroutines).
 type Receiver struct {
 	cluster uint32
 	self    string
+	boot    uint64 // our own boot id: frames address us by it
 	key     []byte
 
 	mu    sync.Mutex
 	mac   hash.Hash // guarded by mu
-	nodes map[string]*window
+	nodes map[string]*peerState
 
 	counts [numCounts]atomic.Uint64
 }
 
-// window is the replay state of one sender node.
-type window struct {
-	boot     uint64
-	highest  uint64 // highest accepted sequence number of boot
-	seen     uint64 // bit i: sequence highest-i has been seen
-	lastSent int64  // SentAt (unix ns) of the last frame accepted from the node
+// peerState is the session state of one sender node.
+type peerState struct {
+	est      *session // established: its frames count; nil before the first
+	tent     *session // tentative: waiting for an echo of chal; nil if none
 	retired  [maxRetiredBoots]uint64
 	nRetired int // valid entries in retired
 	nextRet  int // slot the next retired boot overwrites
 }
 
-func (w *window) isRetired(boot uint64) bool {
-	for _, b := range w.retired[:w.nRetired] {
+// session is one (sender boot, our challenge) pair.
+type session struct {
+	boot   uint64
+	chal   uint64 // our challenge: the boot's frames must echo it
+	theirs uint64 // the boot's challenge to us, which our frames echo
+	sent   int64  // latest SentAt (unix ns) of the boot's frames (tentative)
+
+	// The replay window (established sessions): bit s%replayWindow of
+	// seen is set once sequence number s, within the window below
+	// highest, has been accepted.
+	highest uint64
+	seen    *[replayWindow / 64]uint64
+}
+
+func (p *peerState) isRetired(boot uint64) bool {
+	for _, b := range p.retired[:p.nRetired] {
 		if b == boot {
 			return true
 		}
@@ -78,16 +110,16 @@ func (w *window) isRetired(boot uint64) bool {
 	return false
 }
 
-func (w *window) retire(boot uint64) {
-	w.retired[w.nextRet] = boot
-	w.nextRet = (w.nextRet + 1) % maxRetiredBoots
-	w.nRetired = min(w.nRetired+1, maxRetiredBoots)
+func (p *peerState) retire(boot uint64) {
+	p.retired[p.nextRet] = boot
+	p.nextRet = (p.nextRet + 1) % maxRetiredBoots
+	p.nRetired = min(p.nRetired+1, maxRetiredBoots)
 }
 
 // countAccepted indexes the "accepted" counter after the reasons.
 var countAccepted = len(reasons)
 
-const numCounts = 12 // len(reasons) + 1, checked in init
+const numCounts = 13 // len(reasons) + 1, checked in init
 
 func init() {
 	if numCounts != len(reasons)+1 {
@@ -96,30 +128,34 @@ func init() {
 }
 
 // NewReceiver returns a Receiver for frames of cluster, authenticated with
-// key, that rejects frames carrying the node name self. The key is copied.
-// An empty key makes every frame fail with ErrBadTag; the config should
-// insist on MinKeyLen bytes.
-func NewReceiver(key []byte, cluster uint32, self string) *Receiver {
+// key, that rejects frames carrying the node name self. boot is this
+// node's own boot id (the Boot of the frames it sends): peers address
+// their sessions with us by it. The key is copied. An empty key makes
+// every frame fail with ErrBadTag; the config should insist on MinKeyLen
+// bytes.
+func NewReceiver(key []byte, cluster uint32, self string, boot uint64) *Receiver {
 	k := append([]byte(nil), key...)
 	return &Receiver{
 		cluster: cluster,
 		self:    self,
+		boot:    boot,
 		key:     k,
 		mac:     hmac.New(sha256.New, k),
-		nodes:   make(map[string]*window),
+		nodes:   make(map[string]*peerState),
 	}
 }
 
 // Accept checks the frame b received from the given address and returns it
 // decoded, or an error wrapping one of ErrTruncated, ErrBadMagic, ErrVersion,
-// ErrMalformed, ErrCluster, ErrBadTag, ErrSelf, ErrDuplicate, ErrStale or
-// ErrReplay. The address is only used in error messages: the transports
-// have already dropped sources that are not configured peers.
+// ErrMalformed, ErrCluster, ErrBadTag, ErrSelf, ErrNoSession, ErrDuplicate,
+// ErrStale or ErrReplay. The address is only used in error messages: the
+// transports have already dropped sources that are not configured peers.
 //
 // ErrDuplicate (a frame already seen, normally the same frame delivered by
 // the second path) and ErrStale (an older frame not seen before, overtaken
-// on the other path) are expected in normal operation; ErrReplay, ErrBadTag
-// and ErrSelf are worth an alert.
+// on the other path) are expected in normal operation, and so are a few
+// ErrNoSession after either node restarts; ErrReplay, ErrBadTag, ErrSelf
+// and a steady stream of ErrNoSession are worth an alert.
 //
 // With ErrDuplicate and ErrStale the authentic frame is returned too, so a
 // caller can note that the path it came by works.
@@ -173,48 +209,140 @@ func (r *Receiver) accept(b []byte) (Frame, error) {
 	if f.Node == r.self {
 		return Frame{}, fmt.Errorf("%w: %q", ErrSelf, f.Node)
 	}
-	return f, r.checkReplay(&f)
+	return f, r.checkSession(&f)
 }
 
-// checkReplay applies the replay rules to an authenticated frame and, if it
-// is accepted, records it. r.mu must be held.
-func (r *Receiver) checkReplay(f *Frame) error {
+// checkSession applies the session and replay rules to an authenticated
+// frame and, if it counts, records it. r.mu must be held.
+func (r *Receiver) checkSession(f *Frame) error {
+	p := r.nodes[f.Node]
+	if p == nil {
+		if len(r.nodes) >= MaxPeers*4 {
+			// Node names come only from frames signed with the cluster
+			// key; bound the map all the same.
+			return fmt.Errorf("%w: node %q: too many nodes", ErrNoSession, f.Node)
+		}
+		p = &peerState{}
+		r.nodes[f.Node] = p
+	}
+	if p.isRetired(f.Boot) {
+		return fmt.Errorf("%w: node %q boot %016x is retired", ErrReplay, f.Node, f.Boot)
+	}
+	entry, addressed := f.sessionFor(r.boot)
+	if s := p.est; s != nil && f.Boot == s.boot {
+		if !addressed || entry.Echo != s.chal {
+			return fmt.Errorf("%w: node %q boot %016x seq %d does not echo our challenge", ErrNoSession, f.Node, f.Boot, f.Seq)
+		}
+		if err := s.checkSeq(f); err != nil {
+			return err
+		}
+		s.theirs = entry.Challenge
+		return nil
+	}
 	sent := f.sentNanos()
-	w := r.nodes[f.Node]
-	if w == nil {
-		r.nodes[f.Node] = &window{boot: f.Boot, highest: f.Seq, seen: 1, lastSent: sent}
+	if s := p.tent; s != nil && f.Boot == s.boot {
+		s.sent = max(s.sent, sent)
+		if addressed {
+			s.theirs = entry.Challenge
+		}
+		if !addressed || entry.Echo != s.chal {
+			return fmt.Errorf("%w: node %q boot %016x: waiting for the echo of our challenge", ErrNoSession, f.Node, f.Boot)
+		}
+		if p.est != nil {
+			p.retire(p.est.boot)
+		}
+		s.highest, s.seen = f.Seq, new([replayWindow / 64]uint64)
+		s.mark(f.Seq)
+		p.est, p.tent = s, nil
 		return nil
 	}
-	if f.Boot != w.boot {
-		if w.isRetired(f.Boot) {
-			return fmt.Errorf("%w: node %q boot %016x is retired", ErrReplay, f.Node, f.Boot)
+	// A boot we have no session with: challenge it, unless a later-sent
+	// boot is already completing its session.
+	if p.tent == nil || sent > p.tent.sent {
+		s := &session{boot: f.Boot, chal: newChallenge(), sent: sent}
+		if addressed {
+			s.theirs = entry.Challenge
 		}
-		if sent <= w.lastSent {
-			return fmt.Errorf("%w: node %q new boot %016x sent at %d, not after %d",
-				ErrReplay, f.Node, f.Boot, sent, w.lastSent)
-		}
-		w.retire(w.boot)
-		w.boot, w.highest, w.seen, w.lastSent = f.Boot, f.Seq, 1, sent
-		return nil
+		p.tent = s
 	}
+	return fmt.Errorf("%w: node %q boot %016x has no session with us yet", ErrNoSession, f.Node, f.Boot)
+}
+
+// checkSeq applies the replay window of an established session and records
+// f's sequence number if it is new.
+func (s *session) checkSeq(f *Frame) error {
 	switch {
-	case f.Seq > w.highest:
-		if d := f.Seq - w.highest; d >= replayWindow {
-			w.seen = 1
+	case f.Seq > s.highest:
+		if f.Seq-s.highest >= replayWindow {
+			clear(s.seen[:])
 		} else {
-			w.seen = w.seen<<d | 1
+			for q := s.highest + 1; q < f.Seq; q++ {
+				s.seen[q%replayWindow/64] &^= 1 << (q % 64)
+			}
 		}
-		w.highest, w.lastSent = f.Seq, sent
+		s.highest = f.Seq
+		s.mark(f.Seq)
 		return nil
-	case w.highest-f.Seq >= replayWindow:
-		return fmt.Errorf("%w: node %q seq %d, newest %d", ErrReplay, f.Node, f.Seq, w.highest)
+	case s.highest-f.Seq >= replayWindow:
+		return fmt.Errorf("%w: node %q seq %d, newest %d", ErrReplay, f.Node, f.Seq, s.highest)
 	}
-	bit := uint64(1) << (w.highest - f.Seq)
-	if w.seen&bit != 0 {
+	if s.has(f.Seq) {
 		return fmt.Errorf("%w: node %q seq %d", ErrDuplicate, f.Node, f.Seq)
 	}
-	w.seen |= bit
-	return fmt.Errorf("%w: node %q seq %d, newest %d", ErrStale, f.Node, f.Seq, w.highest)
+	s.mark(f.Seq)
+	return fmt.Errorf("%w: node %q seq %d, newest %d", ErrStale, f.Node, f.Seq, s.highest)
+}
+
+func (s *session) mark(q uint64)     { s.seen[q%replayWindow/64] |= 1 << (q % 64) }
+func (s *session) has(q uint64) bool { return s.seen[q%replayWindow/64]&(1<<(q%64)) != 0 }
+
+// newChallenge returns a random, non-zero challenge.
+func newChallenge() uint64 {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic("heartbeat: no randomness for a challenge: " + err.Error())
+		}
+		if c := binary.BigEndian.Uint64(b[:]); c != 0 {
+			return c
+		}
+	}
+}
+
+// Sessions appends to dst the session entries our frames must carry: for
+// every peer node, its established session and its tentative one, each
+// with our challenge and the echo of theirs. Established sessions come
+// first, so that a frame cut to MaxSessions keeps the live ones. Safe for
+// concurrent use.
+func (r *Receiver) Sessions(dst []Session) []Session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.nodes))
+	for n := range r.nodes {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	start := len(dst)
+	for _, tent := range []bool{false, true} {
+		for _, n := range names {
+			s := r.nodes[n].est
+			if tent {
+				s = r.nodes[n].tent
+			}
+			if s != nil && len(dst)-start < MaxSessions {
+				dst = append(dst, Session{PeerBoot: s.boot, Challenge: s.chal, Echo: s.theirs})
+			}
+		}
+	}
+	return dst
+}
+
+// Established reports whether node has an established session with us.
+func (r *Receiver) Established(node string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.nodes[node]
+	return p != nil && p.est != nil
 }
 
 // Stats returns how many frames Accept took ("accepted") and rejected, by

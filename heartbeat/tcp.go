@@ -45,6 +45,11 @@ type TCPOptions struct {
 	// between half and all of it. Defaults 50ms and 1s: a restarted peer is
 	// reached within about a second, a dead one costs one SYN a second.
 	BackoffMin, BackoffMax time.Duration
+	// AuthTimeout is how long an incoming connection may stay without an
+	// authentic frame before it is closed. Default 1s; a sender that
+	// writes a regular beat over TCP only every so often needs at least
+	// twice that gap.
+	AuthTimeout time.Duration
 	// Logger receives connection events (key "peer"). Default: discarded.
 	Logger *slog.Logger
 }
@@ -61,6 +66,7 @@ func (o TCPOptions) withDefaults() TCPOptions {
 	def(&o.KeepAlive, time.Second)
 	def(&o.BackoffMin, 50*time.Millisecond)
 	def(&o.BackoffMax, time.Second)
+	def(&o.AuthTimeout, time.Second)
 	o.BackoffMax = max(o.BackoffMax, o.BackoffMin)
 	if o.QueueLen <= 0 {
 		o.QueueLen = 4
@@ -75,11 +81,18 @@ func (o TCPOptions) withDefaults() TCPOptions {
 // connection; TCP_USER_TIMEOUT, when set, overrides it on Linux.
 const keepAliveCount = 3
 
-// maxConnsPerPeer caps incoming connections per configured peer (an IP
-// may host several peers, in tests); beyond it the oldest from that IP is
-// closed. A restarted peer opens a new connection before its old one is
-// found dead, so allow two.
+// maxConnsPerPeer caps authenticated incoming connections per configured
+// peer (an IP may host several peers, in tests); beyond it the oldest
+// authenticated one from that IP is closed. A restarted peer opens a new
+// connection before its old one is found dead, so allow two.
 const maxConnsPerPeer = 2
+
+// maxPendingPerPeer caps incoming connections per configured peer that
+// have not yet delivered an authentic frame: a pool of their own, as
+// OpenSSH's MaxStartups, so that anyone who can open connections from a
+// peer's address (a local user on the peer host) never displaces the
+// genuine one. Beyond it the oldest pending one from that IP is closed.
+const maxPendingPerPeer = 4
 
 // acceptRetry is the pause after a failed Accept (e.g. EMFILE), so the
 // accept loop does not spin.
@@ -96,6 +109,12 @@ const acceptRetry = 50 * time.Millisecond
 // goroutine started by Run dials, reconnects with capped, jittered
 // exponential backoff, and writes with a deadline. Frames sent before Run
 // wait in the queue.
+//
+// An incoming connection counts against its peer's cap (maxConnsPerPeer)
+// only once deliver has reported one of its frames authentic. Until then it
+// sits in a small pool of its own (maxPendingPerPeer) and must deliver an
+// authentic frame within AuthTimeout, or it is closed; a pending
+// connection never evicts an authenticated one.
 //
 // Send, Stats and Close are safe for concurrent use, also with Run. Run is
 // called once; it calls deliver from one goroutine per incoming connection,
@@ -128,8 +147,9 @@ type tcpPeer struct {
 }
 
 type inConn struct {
-	conn net.Conn
-	ip   netip.Addr
+	conn   net.Conn
+	ip     netip.Addr
+	authed bool // has delivered an authentic frame
 }
 
 // ListenTCP listens on laddr and returns a transport to peers. Outgoing
@@ -265,7 +285,7 @@ func (t *TCPTransport) enqueue(p *tcpPeer, b []byte) {
 // them, and keeps a connection to each peer to write queued frames, until
 // ctx is done or Close is called. It returns nil then, after all its
 // goroutines have returned and all connections are closed.
-func (t *TCPTransport) Run(ctx context.Context, deliver func(Inbound)) error {
+func (t *TCPTransport) Run(ctx context.Context, deliver func(Inbound) bool) error {
 	if !t.running.CompareAndSwap(false, true) {
 		return errRunTwice
 	}
@@ -307,7 +327,7 @@ func (t *TCPTransport) shutdown() {
 	}
 }
 
-func (t *TCPTransport) acceptLoop(ctx context.Context, wg *sync.WaitGroup, deliver func(Inbound)) error {
+func (t *TCPTransport) acceptLoop(ctx context.Context, wg *sync.WaitGroup, deliver func(Inbound) bool) error {
 	for {
 		conn, err := t.ln.Accept()
 		if err != nil {
@@ -349,9 +369,9 @@ func remoteAddrPort(conn net.Conn) netip.AddrPort {
 	return unmap(ap)
 }
 
-// track registers an incoming connection, closing the oldest from the same
-// IP beyond the cap. It returns false, having closed conn, when the
-// transport is shutting down.
+// track registers an incoming connection as pending, closing the oldest
+// pending one from the same IP beyond the pool's size. It returns false,
+// having closed conn, when the transport is shutting down.
 func (t *TCPTransport) track(conn net.Conn, ip netip.Addr) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -359,24 +379,46 @@ func (t *TCPTransport) track(conn net.Conn, ip netip.Addr) bool {
 		conn.Close()
 		return false
 	}
-	t.in = append(t.in, inConn{conn, ip})
+	t.in = append(t.in, inConn{conn: conn, ip: ip})
+	t.capLocked(ip, false, maxPendingPerPeer*t.ips[ip])
+	return true
+}
+
+// promote moves conn from the pending pool to the authenticated ones,
+// closing the oldest authenticated connection from its IP beyond the cap.
+// It reports whether conn was pending.
+func (t *TCPTransport) promote(conn net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := slices.IndexFunc(t.in, func(c inConn) bool { return c.conn == conn })
+	if i < 0 || t.in[i].authed {
+		return false
+	}
+	t.in[i].authed = true
+	t.capLocked(t.in[i].ip, true, maxConnsPerPeer*t.ips[t.in[i].ip])
+	return true
+}
+
+// capLocked closes the oldest connections from ip in one pool (pending or
+// authenticated) until at most limit remain. t.mu must be held.
+func (t *TCPTransport) capLocked(ip netip.Addr, authed bool, limit int) {
+	same := func(c inConn) bool { return c.ip == ip && c.authed == authed }
 	n := 0
 	for _, c := range t.in {
-		if c.ip == ip {
+		if same(c) {
 			n++
 		}
 	}
-	if limit := maxConnsPerPeer * t.ips[ip]; n > limit {
-		for i, c := range t.in {
-			if c.ip == ip {
-				t.log.Debug("closing oldest TCP connection from peer", "peer", c.conn.RemoteAddr().String())
-				c.conn.Close() // its reader untracks it
-				t.in = slices.Delete(t.in, i, i+1)
-				break
-			}
-		}
+	kind := "pending"
+	if authed {
+		kind = "authenticated"
 	}
-	return true
+	for ; n > limit; n-- {
+		i := slices.IndexFunc(t.in, same)
+		t.log.Debug("closing oldest "+kind+" TCP connection from peer", "peer", t.in[i].conn.RemoteAddr().String())
+		t.in[i].conn.Close() // its reader untracks it
+		t.in = slices.Delete(t.in, i, i+1)
+	}
 }
 
 func (t *TCPTransport) untrack(conn net.Conn) {
@@ -388,9 +430,15 @@ func (t *TCPTransport) untrack(conn net.Conn) {
 
 // readConn reads length-prefixed frames from an incoming connection until
 // it fails or carries a bad length (the stream cannot be resynchronised).
-func (t *TCPTransport) readConn(conn net.Conn, from netip.AddrPort, deliver func(Inbound)) {
-	br := bufio.NewReaderSize(conn, 2*(2+MaxFrameSize))
+// Until a frame proves authentic the connection has AuthTimeout to send
+// one.
+func (t *TCPTransport) readConn(conn net.Conn, from netip.AddrPort, deliver func(Inbound) bool) {
+	br := bufio.NewReaderSize(streamIO(conn), 2*(2+MaxFrameSize))
 	var hdr [2]byte
+	authed := false
+	if err := conn.SetReadDeadline(time.Now().Add(t.opts.AuthTimeout)); err != nil {
+		return
+	}
 	for {
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -411,8 +459,13 @@ func (t *TCPTransport) readConn(conn net.Conn, from netip.AddrPort, deliver func
 		at := time.Now()
 		t.c.received.Add(1)
 		t.deliverMu.Lock()
-		deliver(Inbound{Data: data, From: from, Path: PathTCP, At: at})
+		ok := deliver(Inbound{Data: data, From: from, Path: PathTCP, At: at})
 		t.deliverMu.Unlock()
+		if ok && !authed {
+			authed = true
+			t.promote(conn)
+			_ = conn.SetReadDeadline(time.Time{}) // on a closed connection the next read fails anyway
+		}
 	}
 }
 
@@ -514,6 +567,7 @@ func (t *TCPTransport) writeLoop(ctx context.Context, conn net.Conn, p *tcpPeer)
 		<-dead
 	}()
 	buf := make([]byte, 0, 2+MaxFrameSize)
+	w := streamIO(conn)
 	for {
 		select {
 		case <-ctx.Done():
@@ -523,17 +577,37 @@ func (t *TCPTransport) writeLoop(ctx context.Context, conn net.Conn, p *tcpPeer)
 		case b := <-p.queue:
 			buf = binary.BigEndian.AppendUint16(buf[:0], uint16(len(b)))
 			buf = append(buf, b...)
-			if err := conn.SetWriteDeadline(time.Now().Add(t.opts.WriteTimeout)); err != nil {
-				t.c.sendErrors.Add(1)
-				return err
-			}
-			if _, err := conn.Write(buf); err != nil {
+			if err := writeFrame(conn, w, buf, t.opts.WriteTimeout); err != nil {
 				t.c.sendErrors.Add(1)
 				return err
 			}
 			t.c.sent.Add(1)
 		}
 	}
+}
+
+// writeFrame writes b to conn (through w) within timeout. Where w can write
+// without waiting, the deadline is set only when the socket buffer is
+// full: re-arming a timer for every frame woke the runtime at every beat.
+func writeFrame(conn net.Conn, w io.Writer, b []byte, timeout time.Duration) error {
+	nw, ok := w.(interface{ writeNow([]byte) (int, error) })
+	if ok {
+		n, err := nw.writeNow(b)
+		if err != nil || n == len(b) {
+			return err
+		}
+		b = b[n:]
+	}
+	if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	if ok {
+		return conn.SetWriteDeadline(time.Time{})
+	}
+	return nil
 }
 
 // jitter returns a duration between d/2 and d ("equal jitter"), so that

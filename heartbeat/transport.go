@@ -52,8 +52,11 @@ type Transport interface {
 	// for each frame; it returns only after every goroutine it started has
 	// returned. deliver is not called concurrently by one transport, but
 	// two transports call their deliver functions concurrently. deliver
-	// should not block for long: reading waits for it.
-	Run(ctx context.Context, deliver func(Inbound)) error
+	// should not block for long: reading waits for it. deliver reports
+	// whether the frame was authentic (Receiver.Accept returned it, as
+	// accepted, duplicate or stale): TCPTransport trusts a connection only
+	// from its first authentic frame.
+	Run(ctx context.Context, deliver func(Inbound) bool) error
 	// Close stops Run and releases the sockets. It does not wait for Run
 	// to return.
 	Close() error

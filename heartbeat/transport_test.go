@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,16 +41,21 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
-// sink collects what a transport delivers.
-type sink struct{ ch chan Inbound }
+// sink collects what a transport delivers. It calls every frame authentic
+// unless forged says otherwise.
+type sink struct {
+	ch     chan Inbound
+	forged func([]byte) bool
+}
 
 func newSink() *sink { return &sink{ch: make(chan Inbound, 4096)} }
 
-func (s *sink) deliver(m Inbound) {
+func (s *sink) deliver(m Inbound) bool {
 	select {
 	case s.ch <- m:
 	default:
 	}
+	return s.forged == nil || !s.forged(m.Data)
 }
 
 // wait returns the first delivered Inbound that matches, or fails.
@@ -321,9 +326,9 @@ func TestUDPRunLifecycle(t *testing.T) {
 	defer a.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx, func(Inbound) {}) }()
+	go func() { done <- a.Run(ctx, func(Inbound) bool { return true }) }()
 	time.Sleep(20 * time.Millisecond)
-	if err := a.Run(ctx, func(Inbound) {}); !errors.Is(err, errRunTwice) {
+	if err := a.Run(ctx, func(Inbound) bool { return true }); !errors.Is(err, errRunTwice) {
 		t.Fatalf("second Run: %v", err)
 	}
 	cancel()
@@ -334,7 +339,7 @@ func TestUDPRunLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	done = make(chan error, 1)
-	go func() { done <- b.Run(context.Background(), func(Inbound) {}) }()
+	go func() { done <- b.Run(context.Background(), func(Inbound) bool { return true }) }()
 	time.Sleep(20 * time.Millisecond)
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
@@ -603,6 +608,32 @@ func TestTCPRejectsNonPeersAndBadStreams(t *testing.T) {
 	}
 }
 
+// dialFrom opens a connection to tr from ip, closed with the test.
+func dialFrom(t *testing.T, tr *TCPTransport, ip netip.Addr) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: ip.AsSlice()}, Timeout: waitFor}
+	c, err := d.Dial("tcp", tr.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func writeStream(t *testing.T, c net.Conn, b []byte) {
+	t.Helper()
+	if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// closedWithin reports whether the transport closes c within d.
+func closedWithin(c net.Conn, d time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.Read(make([]byte, 1))
+	return err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
 func TestTCPConnCap(t *testing.T) {
 	checkGoroutines(t)
 	peerIP := netip.MustParseAddr("127.0.0.2")
@@ -611,21 +642,68 @@ func TestTCPConnCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	run(t, a, newSink())
+	s := newSink()
+	run(t, a, s)
 	var conns []net.Conn
-	for range maxConnsPerPeer + 1 {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: peerIP.AsSlice()}}
-		c, err := d.Dial("tcp", a.LocalAddr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+	for i := range maxConnsPerPeer + 1 {
+		c := dialFrom(t, a, peerIP)
+		writeStream(t, c, []byte{byte(i)})
+		s.wait(t, "a frame", func(m Inbound) bool { return m.Data[0] == byte(i) })
 		conns = append(conns, c)
 	}
-	// The oldest is closed once the third is accepted.
-	conns[0].SetReadDeadline(time.Now().Add(waitFor))
-	if _, err := conns[0].Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
-		t.Fatalf("oldest connection: %v, want EOF", err)
+	// The oldest authenticated one is closed once the third authenticates.
+	if !closedWithin(conns[0], waitFor) {
+		t.Fatal("oldest authenticated connection still open")
+	}
+}
+
+// TestTCPPendingNeverEvictsAuthenticated is finding 2 of the security
+// review: anyone who can open connections from a peer's address (a local
+// user on the peer host) used to push the genuine connection out of the
+// per-peer cap. Connections count only from their first authentic frame.
+func TestTCPPendingNeverEvictsAuthenticated(t *testing.T) {
+	checkGoroutines(t)
+	peerIP := netip.MustParseAddr("127.0.0.2")
+	a, err := ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"),
+		[]netip.AddrPort{netip.AddrPortFrom(peerIP, 1)}, TCPOptions{AuthTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSink()
+	s.forged = func(b []byte) bool { return string(b) == "forged" }
+	run(t, a, s)
+	genuine := dialFrom(t, a, peerIP)
+	writeStream(t, genuine, []byte("genuine 1"))
+	s.wait(t, "the genuine frame", func(m Inbound) bool { return string(m.Data) == "genuine 1" })
+
+	// A flood of connections from the peer's address: silent ones and ones
+	// that send a forged frame.
+	var flood []net.Conn
+	for i := range 5 * maxPendingPerPeer {
+		c := dialFrom(t, a, peerIP)
+		if i%2 == 0 {
+			writeStream(t, c, []byte("forged"))
+		}
+		flood = append(flood, c)
+	}
+	writeStream(t, genuine, []byte("genuine 2"))
+	s.wait(t, "the genuine frame after the flood", func(m Inbound) bool { return string(m.Data) == "genuine 2" })
+	if closedWithin(genuine, 50*time.Millisecond) {
+		t.Fatal("the genuine connection was closed by the flood")
+	}
+	// The pending pool is small, and each must authenticate in time.
+	for _, c := range flood[:len(flood)-maxPendingPerPeer] {
+		if !closedWithin(c, waitFor) {
+			t.Fatal("a pending connection beyond the pool was not closed")
+		}
+	}
+	for _, c := range flood[len(flood)-maxPendingPerPeer:] {
+		if !closedWithin(c, 2*time.Second) {
+			t.Fatal("a pending connection outlived AuthTimeout")
+		}
+	}
+	if closedWithin(genuine, 50*time.Millisecond) {
+		t.Fatal("the genuine connection was closed")
 	}
 }
 
@@ -638,7 +716,7 @@ func TestTCPRunLifecycle(t *testing.T) {
 	}
 	// Close before Run: Run returns at once.
 	a.Close()
-	if err := a.Run(context.Background(), func(Inbound) {}); err != nil {
+	if err := a.Run(context.Background(), func(Inbound) bool { return true }); err != nil {
 		t.Fatalf("Run after Close: %v", err)
 	}
 	if err := a.Send(newFrame(t, "alpha")); !errors.Is(err, net.ErrClosed) {
@@ -652,9 +730,9 @@ func TestTCPRunLifecycle(t *testing.T) {
 	defer b.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx, func(Inbound) {}) }()
+	go func() { done <- b.Run(ctx, func(Inbound) bool { return true }) }()
 	time.Sleep(50 * time.Millisecond)
-	if err := b.Run(ctx, func(Inbound) {}); !errors.Is(err, errRunTwice) {
+	if err := b.Run(ctx, func(Inbound) bool { return true }); !errors.Is(err, errRunTwice) {
 		t.Fatalf("second Run: %v", err)
 	}
 	cancel()
@@ -676,5 +754,59 @@ func TestJitter(t *testing.T) {
 	}
 	if jitter(0) != 0 || jitter(1) != 1 {
 		t.Fatal("jitter of tiny durations")
+	}
+}
+
+// A peer that never reads fills the socket buffers; the write that cannot
+// complete within the timeout fails (the deadline is set only when a
+// write has to wait, so this is its test), and writes that fit need none.
+func TestWriteFrameTimesOutOnStuckPeer(t *testing.T) {
+	small := func(opt int) net.ListenConfig {
+		return net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, opt, 4096) })
+		}}
+	}
+	lc := small(syscall.SO_RCVBUF) // inherited by the accepted connection
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{Control: small(syscall.SO_SNDBUF).Control}
+	conn, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	peer, err := ln.Accept() // never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	w := streamIO(conn)
+	b := make([]byte, 200)
+	const timeout = 100 * time.Millisecond
+	start := time.Now()
+	failed := make(chan error, 1)
+	go func() {
+		for {
+			if err := writeFrame(conn, w, b, timeout); err != nil {
+				failed <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-failed:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write failed with %v, want a deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		conn.Close() // ends the writer
+		<-failed
+		t.Fatal("no write timed out against a peer that never reads")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the stuck write failed after %s, timeout %s", took, timeout)
 	}
 }

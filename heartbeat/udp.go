@@ -29,6 +29,8 @@ type UDPTransport struct {
 	peers []netip.AddrPort
 	dsts  []net.Addr
 	ips   map[netip.Addr]int
+	raw   *rawUDP    // Linux and a *net.UDPConn: raw sendto/recvfrom; nil: the net package
+	sas   []sockaddr // with raw: peers' socket addresses, by index of peers
 
 	c         counters
 	running   atomic.Bool
@@ -76,6 +78,19 @@ func NewUDPTransport(conn net.PacketConn, peers []netip.AddrPort) (*UDPTransport
 	for _, p := range ps {
 		t.dsts = append(t.dsts, net.UDPAddrFromAddrPort(p))
 	}
+	if t.udp != nil {
+		if r := newRawUDP(t.udp); r != nil {
+			t.raw = r
+			for _, p := range ps {
+				sa, ok := r.sockaddrFor(p)
+				if !ok {
+					t.raw, t.sas = nil, nil // a peer of the other family: let the net package say so
+					break
+				}
+				t.sas = append(t.sas, sa)
+			}
+		}
+	}
 	return t, nil
 }
 
@@ -89,20 +104,26 @@ func (t *UDPTransport) LocalAddr() netip.AddrPort {
 }
 
 // Send writes frame to every peer, one datagram each. It tries every peer
-// and returns the joined errors of those that failed. A send waits at most
+// and returns the joined errors of those that failed. On Linux a send never
+// waits (a full socket buffer drops the frame); elsewhere it waits at most
 // udpWriteTimeout, in practice not at all.
 func (t *UDPTransport) Send(frame []byte) error {
 	if len(frame) == 0 || len(frame) > MaxFrameSize {
 		return fmt.Errorf("heartbeat: sending %d-byte frame: %w", len(frame), ErrMalformed)
 	}
-	// Concurrent Sends each move the shared deadline forward: harmless.
-	_ = t.conn.SetWriteDeadline(time.Now().Add(udpWriteTimeout))
+	if t.raw == nil {
+		// Concurrent Sends each move the shared deadline forward: harmless.
+		_ = t.conn.SetWriteDeadline(time.Now().Add(udpWriteTimeout))
+	}
 	var errs []error
 	for i, p := range t.peers {
 		var err error
-		if t.udp != nil {
+		switch {
+		case t.raw != nil:
+			err = t.raw.sendto(frame, &t.sas[i])
+		case t.udp != nil:
 			_, err = t.udp.WriteToUDPAddrPort(frame, p)
-		} else {
+		default:
 			_, err = t.conn.WriteTo(frame, t.dsts[i])
 		}
 		if err != nil {
@@ -118,7 +139,7 @@ func (t *UDPTransport) Send(frame []byte) error {
 // Run reads datagrams and delivers those from peers until ctx is done or
 // Close is called, then returns nil; it returns an error only if reading
 // fails otherwise. Each Inbound's Data is a fresh slice.
-func (t *UDPTransport) Run(ctx context.Context, deliver func(Inbound)) error {
+func (t *UDPTransport) Run(ctx context.Context, deliver func(Inbound) bool) error {
 	if !t.running.CompareAndSwap(false, true) {
 		return errRunTwice
 	}
@@ -165,6 +186,9 @@ func (t *UDPTransport) Run(ctx context.Context, deliver func(Inbound)) error {
 }
 
 func (t *UDPTransport) read(buf []byte) (int, netip.AddrPort, error) {
+	if t.raw != nil {
+		return t.raw.recvfrom(buf)
+	}
 	if t.udp != nil {
 		n, from, err := t.udp.ReadFromUDPAddrPort(buf)
 		return n, unmap(from), err

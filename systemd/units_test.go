@@ -255,8 +255,8 @@ func TestExampleConfigs(t *testing.T) {
 			c.Tracks[0].Rise != 2 || c.Tracks[0].Fall != 2 {
 			t.Errorf("%s: track %+v, want the web app's /healthz with fault: true, 200ms, rise 2, fall 2", name, c.Tracks)
 		}
-		if c.Drain.URL != "http://127.0.0.1:8081/admin/drain" || c.Drain.InflightURL != "http://127.0.0.1:8081/admin/inflight" ||
-			c.Drain.UndrainURL != "http://127.0.0.1:8081/admin/undrain" {
+		if c.Drain.Socket != "/run/hbd-webapp/admin.sock" || c.Drain.URL != "http://localhost/admin/drain" ||
+			c.Drain.InflightURL != "http://localhost/admin/inflight" || c.Drain.UndrainURL != "http://localhost/admin/undrain" {
 			t.Errorf("%s: drain %+v", name, c.Drain)
 		}
 		cfgs = append(cfgs, c)

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -15,7 +17,8 @@ import (
 // Defaults for Config; Config.withDefaults applies them to zero fields.
 const (
 	DefaultListen       = ":8080"
-	DefaultAdmin        = "127.0.0.1:8081"
+	DefaultAdmin        = "unix:/run/hbd-webapp/admin.sock"
+	DefaultAdminGroup   = "hbd"
 	DefaultVersion      = "dev"
 	DefaultSessionTTL   = 30 * time.Minute
 	DefaultDrainTimeout = 15 * time.Second
@@ -33,10 +36,20 @@ type Config struct {
 	// Listen is the address of the main listener (page, API, /healthz).
 	// Default ":8080".
 	Listen string
-	// Admin is the address of the admin listener (/admin/drain, /admin/undrain,
-	// /admin/inflight). It must be a loopback address, because the admin
-	// endpoints have no authentication. Default "127.0.0.1:8081".
+	// Admin is the address of the admin listener (/admin/drain,
+	// /admin/undrain, /admin/inflight): "unix:PATH" for a unix socket of
+	// mode 0660 in AdminGroup, which only root and that group can reach,
+	// or a loopback host:port, which any local user (or an SSRF bug in
+	// another app) could reach, so it needs AdminToken. Default
+	// "unix:/run/hbd-webapp/admin.sock".
 	Admin string
+	// AdminGroup is the group the admin socket is given, the group hbd
+	// runs in. If the group does not exist the socket keeps the process's
+	// group. Default "hbd".
+	AdminGroup string
+	// AdminToken, when set, must come with every admin request as
+	// "Authorization: Bearer TOKEN". Required with a TCP admin address.
+	AdminToken string
 	// Node names this host in every answer and in the X-Served-By header.
 	// Default: the hostname.
 	Node string
@@ -69,6 +82,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Admin == "" {
 		c.Admin = DefaultAdmin
+	}
+	if c.AdminGroup == "" {
+		c.AdminGroup = DefaultAdminGroup
 	}
 	if c.Node == "" {
 		if h, err := os.Hostname(); err == nil {
@@ -107,8 +123,17 @@ func (c Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("webapp: listen address %q: %w", c.Listen, err)
 	}
-	if err := checkLoopback(c.Admin); err != nil {
-		return err
+	if path, ok := AdminSocket(c.Admin); ok {
+		if !filepath.IsAbs(path) {
+			return fmt.Errorf("webapp: admin socket %q must be an absolute path", path)
+		}
+	} else {
+		if err := checkLoopback(c.Admin); err != nil {
+			return err
+		}
+		if c.AdminToken == "" {
+			return fmt.Errorf("webapp: admin address %q is TCP, which every local user can reach: give it a token (--admin-token-file) or use a unix socket (--admin unix:/run/hbd-webapp/admin.sock)", c.Admin)
+		}
 	}
 	if c.SessionTTL < time.Second {
 		return fmt.Errorf("webapp: session TTL %v is shorter than 1s", c.SessionTTL)
@@ -122,6 +147,9 @@ func (c Config) validate() error {
 	return nil
 }
 
+// AdminSocket returns the socket path of a "unix:PATH" admin address.
+func AdminSocket(addr string) (string, bool) { return strings.CutPrefix(addr, "unix:") }
+
 // checkLoopback accepts host:port whose host is a loopback IP or "localhost".
 func checkLoopback(addr string) error {
 	host, _, err := net.SplitHostPort(addr)
@@ -133,7 +161,7 @@ func checkLoopback(addr string) error {
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !ip.IsLoopback() {
-		return fmt.Errorf("webapp: admin address %q must be a loopback address (the admin endpoints are unauthenticated)", addr)
+		return fmt.Errorf("webapp: admin address %q must be a loopback address or unix:PATH", addr)
 	}
 	return nil
 }

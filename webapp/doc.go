@@ -15,7 +15,7 @@
 //	POST /test/query       seed-compatible: "Hello,<name>,I am <node>"
 //	GET  /healthz          200 when Redis answers PING, else 503
 //
-// # Endpoints (admin listener, loopback only, default 127.0.0.1:8081)
+// # Endpoints (admin listener, default the unix socket /run/hbd-webapp/admin.sock, mode 0660)
 //
 //	POST /admin/drain      enter drain mode
 //	POST /admin/undrain    leave drain mode

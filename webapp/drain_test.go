@@ -204,6 +204,8 @@ func TestConfigValidation(t *testing.T) {
 		{Node: "pc01", Admin: "0.0.0.0:8081"},
 		{Node: "pc01", Admin: "192.0.2.1:8081"},
 		{Node: "pc01", Admin: "nohost"},
+		{Node: "pc01", Admin: "127.0.0.1:8081"}, // TCP without a token
+		{Node: "pc01", Admin: "unix:relative.sock"},
 		{Node: "pc01", Listen: "8080"},
 		{Node: "pc01", SessionTTL: time.Millisecond},
 		{Node: "bad\nname"},
@@ -227,7 +229,7 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	for _, admin := range []string{"127.0.0.1:0", "[::1]:0", "localhost:0"} {
-		srv, err := webapp.New(webapp.Config{Node: "pc01", Admin: admin}, nil, nil)
+		srv, err := webapp.New(webapp.Config{Node: "pc01", Admin: admin, AdminToken: "t"}, nil, nil)
 		if err != nil {
 			t.Errorf("admin %s refused: %v", admin, err)
 			continue

@@ -81,6 +81,19 @@ func (s *Server) routes() http.Handler {
 	return mux
 }
 
+// sameOriginOnly refuses state-changing requests that a browser sent from
+// another site (login CSRF through POST /test/save, for one): it trusts
+// Sec-Fetch-Site, else compares Origin with Host (Go's
+// CrossOriginProtection). Safe methods, and requests with neither header
+// (curl, scripts, the seed's clients), pass.
+func (s *Server) sameOriginOnly(h http.Handler) http.Handler {
+	p := http.NewCrossOriginProtection()
+	p.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, http.StatusForbidden, "cross_site", "cross-site "+r.Method+" refused: use this app's own page")
+	}))
+	return p.Handler(h)
+}
+
 func (s *Server) adminRoutes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /admin/drain", func(w http.ResponseWriter, r *http.Request) {

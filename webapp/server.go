@@ -2,12 +2,18 @@ package webapp
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,8 +57,8 @@ func New(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server, erro
 		s.rdb, s.ownedRDB = c, true
 	}
 	s.store = NewRedisStore(s.rdb, cfg.KeyPrefix, cfg.SessionTTL)
-	s.handler = s.instrument(s.routes())
-	s.adminHandler = loopbackOnly(s.adminRoutes())
+	s.handler = s.instrument(s.sameOriginOnly(s.routes()))
+	s.adminHandler = s.adminOnly(s.adminRoutes())
 	return s, nil
 }
 
@@ -102,10 +108,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("webapp: listening on %s: %w", s.cfg.Listen, err)
 	}
-	aln, err := net.Listen("tcp", s.cfg.Admin)
+	aln, err := s.listenAdmin()
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("webapp: listening on admin %s: %w", s.cfg.Admin, err)
+		return err
 	}
 	return s.Serve(ctx, ln, aln)
 }
@@ -238,13 +244,79 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// loopbackOnly refuses requests whose peer is not a loopback address, in
-// case the admin listener was bound wider than intended.
-func loopbackOnly(next http.Handler) http.Handler {
+// listenAdmin opens the admin listener: a unix socket of mode 0660 in
+// AdminGroup (a stale socket file is replaced), or loopback TCP.
+func (s *Server) listenAdmin() (net.Listener, error) {
+	path, ok := AdminSocket(s.cfg.Admin)
+	if !ok {
+		ln, err := net.Listen("tcp", s.cfg.Admin)
+		if err != nil {
+			return nil, fmt.Errorf("webapp: listening on admin %s: %w", s.cfg.Admin, err)
+		}
+		return ln, nil
+	}
+	// Made under a temporary name and renamed once its mode and group are
+	// set, so that nobody can connect while it is still open to all.
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("webapp: admin socket %s: %w (run as root, or pass --admin unix:PATH somewhere you may write)", path, err)
+	}
+	tmp := path + ".new"
+	_ = os.Remove(tmp)
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("webapp: listening on admin socket %s: %w", path, err)
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
+		ln.Close()
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("webapp: admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, 0o660); err != nil {
+		return fail(err)
+	}
+	if g, err := user.LookupGroup(s.cfg.AdminGroup); err != nil {
+		s.log.Warn("admin socket keeps this process's group", "group", s.cfg.AdminGroup, "err", err)
+	} else if gid, err := strconv.Atoi(g.Gid); err != nil {
+		return fail(err)
+	} else if err := os.Chown(tmp, -1, gid); err != nil {
+		return fail(err)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return fail(fmt.Errorf("exists and is not a socket"))
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	return &unlinkListener{Listener: ln, path: path}, nil
+}
+
+// unlinkListener removes its socket file when closed.
+type unlinkListener struct {
+	net.Listener
+	path string
+	once sync.Once
+}
+
+func (l *unlinkListener) Close() error {
+	err := l.Listener.Close()
+	l.once.Do(func() { _ = os.Remove(l.path) })
+	return err
+}
+
+// adminOnly guards the admin endpoints: with AdminToken every request must
+// carry it; a TCP peer must be loopback in any case, in case the listener
+// was bound wider than intended. A unix socket's own mode guards it.
+func (s *Server) adminOnly(next http.Handler) http.Handler {
+	want := []byte("Bearer " + s.cfg.AdminToken)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ap, err := netip.ParseAddrPort(r.RemoteAddr)
-		if err != nil || !ap.Addr().Unmap().IsLoopback() {
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Message: "admin endpoints answer loopback clients only"})
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil && !ap.Addr().Unmap().IsLoopback() {
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "forbidden", Message: "admin endpoints answer local clients only"})
+			return
+		}
+		if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeJSON(w, http.StatusUnauthorized, errorBody{Error: "unauthorized", Message: "admin endpoints need the admin token"})
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -154,7 +154,7 @@ func TestKeygenWrite(t *testing.T) {
 func TestCheckNamesLineAndField(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "key")
-	if err := os.WriteFile(key, []byte(strings.Repeat("a", 64)), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(strings.Repeat("0123456789abcdef", 4)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	good := "node: pc01\npriority: 150\ninterface: lo\nvips: [198.51.100.10/24]\nlisten: 198.51.100.11\npeers: [198.51.100.12]\nauth_key_file: " + key + "\n"

@@ -28,17 +28,20 @@ const redisPasswordEnv = "HBD_REDIS_PASSWORD"
 func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("webapp", "Usage: hbd webapp [flags]\n\n"+
 		"Runs the web app that sits beside hbd: a demo page and JSON API whose\n"+
-		"sessions live in Redis, /healthz, and a loopback admin listener with\n"+
-		"/admin/drain, /admin/undrain and /admin/inflight. SIGTERM drains, then\n"+
-		"shuts down gracefully.\n")
+		"sessions live in Redis, /healthz, and an admin listener (a unix socket\n"+
+		"only root and the hbd group reach) with /admin/drain, /admin/undrain\n"+
+		"and /admin/inflight. SIGTERM drains, then shuts down gracefully.\n")
 	var (
 		cfg          webapp.Config
 		sentinelList string
 		clusterList  string
 		logLevel     string
+		tokenFile    string
 	)
 	fs.StringVar(&cfg.Listen, "listen", webapp.DefaultListen, "`address` of the page, API and /healthz")
-	fs.StringVar(&cfg.Admin, "admin", webapp.DefaultAdmin, "loopback `address` of the admin endpoints (drain, undrain, inflight)")
+	fs.StringVar(&cfg.Admin, "admin", webapp.DefaultAdmin, "`address` of the admin endpoints (drain, undrain, inflight): unix:PATH (mode 0660), or loopback host:port with --admin-token-file")
+	fs.StringVar(&cfg.AdminGroup, "admin-group", webapp.DefaultAdminGroup, "`group` of the admin socket: the group hbd runs in")
+	fs.StringVar(&tokenFile, "admin-token-file", "", "`file` with a token every admin request must carry (Authorization: Bearer); required with a TCP --admin")
 	fs.StringVar(&cfg.Node, "node", "", "`name` of this node in answers and the X-Served-By header (default: the hostname)")
 	fs.StringVar(&cfg.Version, "version", webapp.DefaultVersion, "app `version` shown in answers and the X-App-Version header")
 	fs.StringVar(&cfg.Redis.URL, "redis", redisconn.DefaultRedisURL, "standalone Redis `URL`: redis://[user:pass@]host:port/db, rediss:// for TLS, unix:///path")
@@ -69,6 +72,15 @@ func runWebapp(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if cfg.DrainTimeout <= 0 {
 		return fmt.Errorf("--drain-timeout %v: must be positive", cfg.DrainTimeout)
+	}
+	if tokenFile != "" {
+		b, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return fmt.Errorf("--admin-token-file: %w", err)
+		}
+		if cfg.AdminToken = strings.TrimSpace(string(b)); cfg.AdminToken == "" {
+			return fmt.Errorf("--admin-token-file %s is empty", tokenFile)
+		}
 	}
 	if cfg.Redis.SentinelAddrs, err = hostPortList("--sentinel-addrs", sentinelList); err != nil {
 		return err

@@ -3,6 +3,7 @@ package election
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,8 +32,10 @@ type check struct {
 
 // Machine is one node's election state machine. It does no I/O and reads no
 // clock: every input carries the current time and every method returns the
-// actions the caller must carry out, in order. It is not safe for
-// concurrent use: one goroutine (the daemon's loop) owns it.
+// actions the caller must carry out, in order. The returned slice belongs
+// to the Machine and is valid until the next call that returns actions
+// (a steady heartbeat allocates nothing). It is not safe for concurrent
+// use: one goroutine (the daemon's loop) owns it.
 type Machine struct {
 	cfg Config
 
@@ -43,6 +46,7 @@ type Machine struct {
 	maintenance bool
 	checks      map[string]*check
 	peers       map[string]*peer
+	sorted      []*peer // the peers by name, for decisions every node reaches alike
 
 	lastEvent   time.Time // to notice our own stalls (SIGSTOP, a hung host)
 	listenStart time.Time // start of the current listening period
@@ -64,11 +68,13 @@ type Machine struct {
 	witnessDown bool      // the last witness call got no answer
 
 	lastTransition time.Time
+	lastCause      Cause
 	lastReason     string
 	claimedAt      time.Time     // when we last became master
 	holdDownFor    time.Duration // the current hold-down: doubles on each quick loss of mastership
 
-	out []Action
+	out     []Action
+	flushed []Action // what the last call returned; reused
 }
 
 // New returns a machine in INIT at time now. The caller should report the
@@ -102,6 +108,7 @@ func New(cfg Config, now time.Time) *Machine {
 		listenUntil:    now.Add(cfg.DeadAfter),
 		nextSend:       now,
 		lastTransition: now,
+		lastCause:      CauseStarted,
 		lastReason:     "started",
 	}
 }
@@ -129,6 +136,8 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 	if p == nil {
 		p = &peer{name: h.Node}
 		m.peers[h.Node] = p
+		i, _ := slices.BinarySearchFunc(m.sorted, h.Node, func(q *peer, name string) int { return strings.Compare(q.name, name) })
+		m.sorted = slices.Insert(m.sorted, i, p)
 	}
 	if h.Epoch > m.maxEpoch {
 		m.maxEpoch = h.Epoch
@@ -157,7 +166,7 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 	// hear (the other side of a split brain the releaser could not hear)
 	// still holds the VIP: then evaluate decides, as for any backup.
 	if h.Target == m.cfg.Node && h.State != Master && m.state == Backup && m.eligible() && m.aliveMaster(now) == nil {
-		m.tryClaim(now, fmt.Sprintf("%s released the VIP to us", h.Node))
+		m.tryClaim(now, CauseReleased, h.Node+" released the VIP to us")
 	}
 	m.evaluate(now)
 	return m.flush(now)
@@ -214,8 +223,8 @@ func (m *Machine) LeaseResult(now time.Time, r LeaseReply) []Action {
 		m.leaseUntil = time.Time{}
 		if m.state == Master {
 			m.startHoldDown(now)
-			m.emit(Action{Kind: ActRelease, Reason: "lost the witness lease"})
-			m.transition(now, Backup, fmt.Sprintf("the witness lease is held by %q: stepping down", r.Holder))
+			m.emit(Action{Kind: ActRelease, Cause: CauseWitness, Reason: "lost the witness lease"})
+			m.transition(now, Backup, CauseWitness, fmt.Sprintf("the witness lease is held by %q: stepping down", r.Holder))
 			m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 			m.nextSend = now.Add(m.cfg.Interval)
 		}
@@ -238,14 +247,14 @@ func (m *Machine) bypass() bool { return m.cfg.Witness && m.cfg.WitnessBypass &&
 
 // tryClaim claims the VIP, first winning the witness lease if one is
 // configured.
-func (m *Machine) tryClaim(now time.Time, reason string) {
+func (m *Machine) tryClaim(now time.Time, cause Cause, reason string) {
 	if m.leaseCovers(now) {
-		m.claim(now, reason)
+		m.claim(now, cause, reason)
 		return
 	}
 	if !m.leaseBusy && !now.Before(m.leaseTried.Add(m.cfg.LeaseRetry)) {
 		m.leaseBusy, m.leaseTried = true, now
-		m.emit(Action{Kind: ActLease, Lease: LeaseAcquire, Epoch: max(m.epoch, m.maxEpoch) + 1, Reason: reason})
+		m.emit(Action{Kind: ActLease, Lease: LeaseAcquire, Epoch: max(m.epoch, m.maxEpoch) + 1, Cause: cause, Reason: reason})
 	}
 }
 
@@ -325,7 +334,7 @@ func (m *Machine) Release(now time.Time, target string) ([]Action, error) {
 		return m.flush(now), err
 	}
 	m.yielded = true
-	m.yield(now, target, "handover to "+target)
+	m.yield(now, target, CauseHandover, "handover to "+target)
 	m.evaluate(now)
 	return m.flush(now), nil
 }
@@ -334,10 +343,10 @@ func (m *Machine) Release(now time.Time, target string) ([]Action, error) {
 func (m *Machine) Stop(now time.Time) []Action {
 	m.begin(now)
 	if m.state == Master {
-		m.emit(Action{Kind: ActRelease, Reason: "stopping"})
+		m.emit(Action{Kind: ActRelease, Cause: CauseStopping, Reason: "stopping"})
 		m.releaseLease()
 	}
-	m.transition(now, Init, "stopping")
+	m.transition(now, Init, CauseStopping, "stopping")
 	m.emit(Action{Kind: ActSend, Frame: Bye})
 	return m.flush(now)
 }
@@ -405,6 +414,7 @@ func (m *Machine) Status(now time.Time) Status {
 		HoldDownUntil:     m.holdDown,
 		Ready:             m.ready(),
 		LastTransition:    m.lastTransition,
+		LastCause:         m.lastCause,
 		LastReason:        m.lastReason,
 		YieldingTo:        m.yieldTo,
 		Witness:           m.cfg.Witness,
@@ -440,38 +450,42 @@ func (m *Machine) begin(now time.Time) {
 	m.fullListen = true
 	if m.state == Master {
 		m.startHoldDown(now)
-		m.emit(Action{Kind: ActRelease, Reason: "stalled"})
+		m.emit(Action{Kind: ActRelease, Cause: CauseStalled, Reason: "stalled"})
 		m.releaseLease()
-		m.transition(now, Backup, fmt.Sprintf("our loop stalled for %s, longer than dead_after: another node may have claimed", gap.Round(time.Millisecond)))
+		m.transition(now, Backup, CauseStalled, fmt.Sprintf("our loop stalled for %s, longer than dead_after: another node may have claimed", gap.Round(time.Millisecond)))
 	}
 }
 
 func (m *Machine) evaluate(now time.Time) {
-	if f := m.faults(); len(f) > 0 {
+	if m.faulty() {
 		if m.state != Fault {
-			m.leave(now, Fault, strings.Join(f, "; "))
+			cause := CauseCheck
+			if !m.linkUp {
+				cause = CauseLinkDown
+			}
+			m.leave(now, Fault, cause, strings.Join(m.faults(), "; "))
 		}
 		m.sendDue(now)
 		return
 	}
 	if m.maintenance {
 		if m.state != Maintenance {
-			m.leave(now, Maintenance, "maintenance on")
+			m.leave(now, Maintenance, CauseMaintenance, "maintenance on")
 		}
 		m.sendDue(now)
 		return
 	}
 	switch m.state {
 	case Init, Fault, Maintenance:
-		reason := "started"
+		cause, reason := CauseStarted, "started"
 		if m.state != Init {
-			reason = "recovered from " + m.state.String()
+			cause, reason = CauseRecovered, "recovered from "+m.state.String()
 			m.listenStart, m.listenUntil = now, now.Add(m.cfg.DeadAfter)
 			// Frames queued during the outage (a TCP backlog) arrive first
 			// and show peers as they were: listen for the whole period.
 			m.fullListen = true
 		}
-		m.transition(now, Backup, reason)
+		m.transition(now, Backup, cause, reason)
 		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 		m.nextSend = now.Add(m.cfg.Interval)
 		fallthrough
@@ -500,7 +514,7 @@ func (m *Machine) evaluateBackup(now time.Time) {
 	}
 	for _, p := range m.sortedPeers() {
 		if m.alive(p, now) && p.adv.Target == m.cfg.Node {
-			m.tryClaim(now, p.name+" released the VIP to us")
+			m.tryClaim(now, CauseReleased, p.name+" released the VIP to us")
 			return
 		}
 	}
@@ -516,7 +530,7 @@ func (m *Machine) evaluateBackup(now time.Time) {
 	}
 	m.fullListen = false
 	if m.bestEligible(now) {
-		m.tryClaim(now, "no master heard and we rank highest")
+		m.tryClaim(now, CauseNoMaster, "no master heard and we rank highest")
 	}
 }
 
@@ -526,8 +540,8 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		// not been refreshed for a while and is expiring in the kernel;
 		// drop it now and let the lease's next holder have it.
 		m.startHoldDown(now)
-		m.emit(Action{Kind: ActRelease, Reason: "witness lease expired"})
-		m.transition(now, Backup, "self-fenced: the witness lease could not be renewed in time")
+		m.emit(Action{Kind: ActRelease, Cause: CauseSelfFenced, Reason: "witness lease expired"})
+		m.transition(now, Backup, CauseSelfFenced, "self-fenced: the witness lease could not be renewed in time")
 		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 		m.nextSend = now.Add(m.cfg.Interval)
 		return
@@ -543,9 +557,9 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		}
 		if outranksEpoch(p.adv.Priority, p.adv.Epoch, p.name, me, m.epoch, m.cfg.Node) {
 			m.startHoldDown(now)
-			m.emit(Action{Kind: ActRelease, Reason: "split brain: " + p.name + " outranks us"})
+			m.emit(Action{Kind: ActRelease, Cause: CauseSplitBrain, Reason: "split brain: " + p.name + " outranks us"})
 			m.releaseLease()
-			m.transition(now, Backup, fmt.Sprintf("%s is also master with higher (priority, epoch) (%d, %d) > (%d, %d)", p.name, p.adv.Priority, p.adv.Epoch, me, m.epoch))
+			m.transition(now, Backup, CauseSplitBrain, fmt.Sprintf("%s is also master with higher (priority, epoch) (%d, %d) > (%d, %d)", p.name, p.adv.Priority, p.adv.Epoch, me, m.epoch))
 			m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 			m.nextSend = now.Add(m.cfg.Interval)
 			return
@@ -559,14 +573,14 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		// Two masters, and we win. Re-announce so no client keeps the
 		// loser's MAC, and tell the loser at once.
 		m.reannounce = false
-		m.emit(Action{Kind: ActAnnounce, Reason: "split brain healed: we outrank the other master"})
+		m.emit(Action{Kind: ActAnnounce, Cause: CauseSplitBrain, Reason: "split brain healed: we outrank the other master"})
 		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 		m.nextSend = now.Add(m.cfg.Interval)
 	}
 	for _, p := range m.sortedPeers() {
 		if m.alive(p, now) && p.adv.State == Backup && p.adv.Flags&(FlagWantMaster|FlagReady) == FlagWantMaster|FlagReady &&
 			outranks(p.adv.Priority, p.name, me, m.cfg.Node) {
-			m.yield(now, p.name, "preempted by "+p.name+" (higher priority)")
+			m.yield(now, p.name, CausePreempted, "preempted by "+p.name+" (higher priority)")
 			return
 		}
 	}
@@ -602,7 +616,7 @@ func (m *Machine) setWant(now time.Time, want bool) {
 	m.nextSend = now.Add(m.cfg.Interval)
 }
 
-func (m *Machine) claim(now time.Time, reason string) {
+func (m *Machine) claim(now time.Time, cause Cause, reason string) {
 	if m.maxEpoch > m.epoch {
 		m.epoch = m.maxEpoch
 	}
@@ -614,18 +628,18 @@ func (m *Machine) claim(now time.Time, reason string) {
 	m.wantSince = time.Time{}
 	m.lastRefresh = now
 	m.claimedAt = now
-	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Reason: reason, Bypass: m.bypass()})
-	m.transition(now, Master, reason)
+	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Cause: cause, Reason: reason, Bypass: m.bypass()})
+	m.transition(now, Master, cause, reason)
 	m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 	m.nextSend = now.Add(m.cfg.Interval)
 }
 
 // yield releases the VIP for target and waits for it to claim.
-func (m *Machine) yield(now time.Time, target, reason string) {
+func (m *Machine) yield(now time.Time, target string, cause Cause, reason string) {
 	m.yieldTo, m.yieldUntil = target, now.Add(m.cfg.YieldTimeout)
-	m.emit(Action{Kind: ActRelease, Reason: reason, Handoff: true})
+	m.emit(Action{Kind: ActRelease, Cause: cause, Reason: reason, Handoff: true})
 	m.releaseLease()
-	m.transition(now, Backup, reason)
+	m.transition(now, Backup, cause, reason)
 	m.emit(Action{Kind: ActSend, Frame: Released, Target: target})
 	m.nextSend = now.Add(m.cfg.Interval)
 }
@@ -652,28 +666,28 @@ func (m *Machine) startHoldDown(now time.Time) {
 }
 
 // leave enters FAULT or MAINTENANCE, releasing the VIP if held.
-func (m *Machine) leave(now time.Time, to State, reason string) {
+func (m *Machine) leave(now time.Time, to State, cause Cause, reason string) {
 	if m.state == Master {
 		m.startHoldDown(now)
-		m.emit(Action{Kind: ActRelease, Reason: reason})
+		m.emit(Action{Kind: ActRelease, Cause: cause, Reason: reason})
 		m.releaseLease()
 	}
 	m.endYield()
 	m.setWant(now, false)
-	m.transition(now, to, reason)
+	m.transition(now, to, cause, reason)
 	m.emit(Action{Kind: ActSend, Frame: Heartbeat}) // peers take over without waiting dead_after
 	m.nextSend = now.Add(m.cfg.Interval)
 }
 
-func (m *Machine) transition(now time.Time, to State, reason string) {
+func (m *Machine) transition(now time.Time, to State, cause Cause, reason string) {
 	if m.state == to {
 		return
 	}
 	m.reannounce = false
 	from := m.state
 	m.state = to
-	m.lastTransition, m.lastReason = now, reason
-	m.emit(Action{Kind: ActNotify, From: from, To: to, Epoch: m.epoch, Reason: reason})
+	m.lastTransition, m.lastCause, m.lastReason = now, cause, reason
+	m.emit(Action{Kind: ActNotify, From: from, To: to, Epoch: m.epoch, Cause: cause, Reason: reason})
 }
 
 func (m *Machine) sendDue(now time.Time) {
@@ -686,8 +700,9 @@ func (m *Machine) sendDue(now time.Time) {
 func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
 
 // flush returns the pending actions, merging duplicate heartbeat sends.
+// The slice is the Machine's own: it is valid until the next call into it.
 func (m *Machine) flush(now time.Time) []Action {
-	out := m.out[:0:0]
+	out := m.flushed[:0]
 	sent := -1
 	for _, a := range m.out {
 		if a.Kind == ActSend && a.Frame == Heartbeat {
@@ -700,6 +715,7 @@ func (m *Machine) flush(now time.Time) []Action {
 		out = append(out, a)
 	}
 	m.out = m.out[:0]
+	m.flushed = out
 	return out
 }
 
@@ -747,7 +763,21 @@ func (m *Machine) bestEligible(now time.Time) bool {
 	return true
 }
 
-func (m *Machine) eligible() bool { return len(m.faults()) == 0 && !m.maintenance }
+func (m *Machine) eligible() bool { return !m.faulty() && !m.maintenance }
+
+// faulty reports whether faults would name anything, without building the
+// list.
+func (m *Machine) faulty() bool {
+	if !m.linkUp {
+		return true
+	}
+	for _, c := range m.checks {
+		if c.fault && !c.healthy {
+			return true
+		}
+	}
+	return false
+}
 
 func (m *Machine) ready() bool {
 	if !m.eligible() {
@@ -793,14 +823,8 @@ func (m *Machine) checkNames() []string {
 	return names
 }
 
-func (m *Machine) sortedPeers() []*peer {
-	ps := make([]*peer, 0, len(m.peers))
-	for _, p := range m.peers {
-		ps = append(ps, p)
-	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].name < ps[j].name })
-	return ps
-}
+// sortedPeers returns the peers by name; callers must not modify it.
+func (m *Machine) sortedPeers() []*peer { return m.sorted }
 
 // outranks orders candidates for an election: higher priority wins, and
 // between equals the smaller name, so that every node reaches the same

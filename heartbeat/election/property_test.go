@@ -195,7 +195,7 @@ var brokenCores = []breakage{
 		name: "a backup preempts by claiming while the master still holds the VIP",
 		step: func(n *network, node *simNode) {
 			if m := node.m; m.state == Backup && m.wantMaster {
-				m.claim(n.now, "broken: preempt by claiming")
+				m.claim(n.now, CausePreempted, "broken: preempt by claiming")
 				n.apply(node, m.flush(n.now))
 			}
 		},

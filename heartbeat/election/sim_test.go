@@ -35,6 +35,7 @@ type simNode struct {
 	claims    int
 	announces int
 	log       []string
+	notes     []Action // ActNotify, in order
 }
 
 func (n *simNode) holds(now time.Time) bool { return n.held && now.Before(n.expires) }
@@ -120,6 +121,11 @@ func (n *network) apply(node *simNode, acts []Action) {
 			node.held = false
 		case ActAnnounce:
 			node.announces++
+		case ActNotify:
+			if a.Cause == CauseNone {
+				n.t.Errorf("%s: transition %s→%s without a cause (%q)", node.name, a.From, a.To, a.Reason)
+			}
+			node.notes = append(node.notes, a)
 		case ActLease:
 			if n.lease != nil {
 				n.lease(node, a)

@@ -118,6 +118,50 @@ type Config struct {
 	WitnessBypass bool          // policy "available": when the witness is unreachable, claim on heartbeats alone
 }
 
+// Cause is why a transition (or a release or an announcement) happened,
+// as a small fixed set: the daemon labels metrics with it. The Action's
+// Reason carries the human sentence with names and numbers.
+type Cause uint8
+
+// The causes. Their labels are metric label values: never change one.
+const (
+	CauseNone        Cause = iota
+	CauseStarted           // the start-up listening period ended
+	CauseStopping          // clean shutdown
+	CauseNoMaster          // no master heard and we rank highest
+	CauseReleased          // a peer released the VIP to us
+	CauseHandover          // an operator's handover to a named peer
+	CausePreempted         // an outranking peer asked for the VIP
+	CauseLinkDown          // our link went down
+	CauseCheck             // a fault check fails
+	CauseMaintenance       // maintenance on
+	CauseRecovered         // out of FAULT or MAINTENANCE
+	CauseSplitBrain        // two masters met; the lower steps down, the higher re-announces
+	CauseStalled           // our loop stalled for longer than dead_after
+	CauseWitness           // the witness lease is held by another node
+	CauseSelfFenced        // the witness lease could not be renewed in time
+)
+
+var causeLabels = [...]string{"none", "started", "stopping", "no master", "released", "handover", "preempted",
+	"link down", "check", "maintenance", "recovered", "split brain", "stalled", "witness", "self-fenced"}
+
+// Causes lists every cause, for metrics that pre-create their series.
+func Causes() []Cause {
+	out := make([]Cause, 0, len(causeLabels)-1)
+	for c := CauseStarted; int(c) < len(causeLabels); c++ {
+		out = append(out, c)
+	}
+	return out
+}
+
+// String returns the cause's stable label ("no master", "split brain", ...).
+func (c Cause) String() string {
+	if int(c) < len(causeLabels) {
+		return causeLabels[c]
+	}
+	return fmt.Sprintf("cause(%d)", uint8(c))
+}
+
 // LeaseOp is a witness operation.
 type LeaseOp uint8
 
@@ -199,7 +243,8 @@ type Action struct {
 	From     State  // for ActNotify
 	To       State  // for ActNotify
 	Epoch    uint64 // for ActClaim and ActNotify
-	Reason   string // for ActNotify, ActClaim and ActRelease: why, for logs and hooks
+	Cause    Cause  // for ActNotify, ActClaim, ActRelease and ActAnnounce: why, as a fixed label
+	Reason   string // the same, as a sentence for logs and hooks
 	// Handoff marks an ActRelease that hands the VIP to a named peer (a
 	// planned handover or a preemption): the caller may keep accepting
 	// packets already on their way for a moment, without holding or
@@ -220,7 +265,7 @@ func (a Action) String() string {
 		}
 		return fmt.Sprintf("send(%d)", a.Frame)
 	case ActNotify:
-		return fmt.Sprintf("notify(%s→%s: %s)", a.From, a.To, a.Reason)
+		return fmt.Sprintf("notify(%s→%s: %s)", a.From, a.To, a.Cause)
 	}
 	return a.Kind.String()
 }
@@ -246,6 +291,7 @@ type Status struct {
 	HoldDownUntil     time.Time // no preemption before this (flap damping)
 	Ready             bool
 	LastTransition    time.Time
+	LastCause         Cause
 	LastReason        string
 	YieldingTo        string
 	Peers             []PeerStatus

@@ -174,14 +174,22 @@ type Notify struct {
 // the VIP.
 type Drain struct {
 	// URL is POSTed to put the app in drain mode, e.g.
-	// http://127.0.0.1:8081/admin/drain. Default: none.
+	// http://localhost/admin/drain with Socket. Default: none.
 	URL string `yaml:"url"`
 	// InflightURL is polled until it reports {"inflight": 0}, e.g.
-	// http://127.0.0.1:8081/admin/inflight. Default: none.
+	// http://localhost/admin/inflight. Default: none.
 	InflightURL string `yaml:"inflight_url"`
 	// UndrainURL is POSTed when a handover fails, to put the app back in
 	// service. Default: none.
 	UndrainURL string `yaml:"undrain_url"`
+	// Socket, when set, is the unix socket the URLs are requested
+	// through (their host is then only the Host header), e.g.
+	// /run/hbd-webapp/admin.sock, the web app's default. Default: none.
+	Socket string `yaml:"socket"`
+	// TokenFile, when set, names a file whose content is sent with each
+	// request as "Authorization: Bearer TOKEN" (the web app's
+	// --admin-token-file). Default: none.
+	TokenFile string `yaml:"token_file"`
 	// Command is run instead of (or after) the URLs; exit 0 means drained.
 	// Default: none.
 	Command []string `yaml:"command"`

@@ -12,7 +12,7 @@ import (
 func writeKey(t *testing.T, dir string, mode os.FileMode, n int) string {
 	t.Helper()
 	p := filepath.Join(dir, "key")
-	if err := os.WriteFile(p, []byte(strings.Repeat("k", n)+"\n"), mode); err != nil {
+	if err := os.WriteFile(p, []byte(strings.Repeat("0123456789abcdef", 8)[:n]+"\n"), mode); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(p, mode); err != nil {

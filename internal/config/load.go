@@ -73,7 +73,7 @@ func Load(path string, opts Options) (*Result, error) {
 	return Parse(data, path, opts)
 }
 
-var lineRE = regexp.MustCompile(`^line (\d+): (.*)$`)
+var lineRE = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
 var columnRE = regexp.MustCompile(`^column (\d+): (.*)$`)
 var unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 
@@ -82,7 +82,7 @@ var unknownRE = regexp.MustCompile(`^field (\S+) not found in type \S+$`)
 func Parse(data []byte, path string, opts Options) (*Result, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Errors{syntaxError(err)}
+		return nil, Errors{syntaxError(err, data)}
 	}
 	idx := indexNode(&root)
 
@@ -93,7 +93,7 @@ func Parse(data []byte, path string, opts Options) (*Result, error) {
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, Errors{syntaxError(err)}
+			return nil, Errors{syntaxError(err, data)}
 		}
 		for _, s := range te.Errors {
 			errs = append(errs, idx.typeError(s))
@@ -114,13 +114,16 @@ func Parse(data []byte, path string, opts Options) (*Result, error) {
 	return res, nil
 }
 
-func syntaxError(err error) *FieldError {
+// syntaxError turns a YAML error into a FieldError with its line; an error
+// the parser gives without one (an unexpected end of the file) is placed
+// on the last line.
+func syntaxError(err error, data []byte) *FieldError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return &FieldError{Line: n, Msg: "YAML syntax: " + m[2]}
 	}
-	return &FieldError{Msg: "YAML syntax: " + msg}
+	return &FieldError{Line: max(1, bytes.Count(bytes.TrimRight(data, "\n"), []byte("\n"))+1), Msg: "YAML syntax: " + msg}
 }
 
 // index maps field paths to the lines they are written on, and back.

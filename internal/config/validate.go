@@ -209,6 +209,12 @@ func (v *validator) validate(c *Config) []byte {
 	v.validateURL("drain.inflight_url", c.Drain.InflightURL)
 	v.validateURL("drain.undrain_url", c.Drain.UndrainURL)
 	v.validateCommand("drain.command", c.Drain.Command)
+	if c.Drain.Socket != "" && !filepath.IsAbs(c.Drain.Socket) {
+		v.fail("drain.socket", "%q must be an absolute path", c.Drain.Socket)
+	}
+	if c.Drain.TokenFile != "" && !filepath.IsAbs(c.Drain.TokenFile) {
+		v.fail("drain.token_file", "%q must be an absolute path", c.Drain.TokenFile)
+	}
 	v.validateWitness(c)
 	return v.validateKey(c)
 }
@@ -376,31 +382,6 @@ func (v *validator) validateKey(c *Config) []byte {
 		return nil
 	}
 	return key
-}
-
-// ReadKey reads a shared key file, refusing one that group or others may
-// read or that is shorter than MinKeyLen bytes. Surrounding white space is
-// not part of the key.
-func ReadKey(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("key file %s is not a regular file", path)
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("key file %s has mode %04o: group or others may access it; run chmod 600 %s", path, perm, path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("key file %s: %w", path, err)
-	}
-	key := []byte(strings.TrimSpace(string(b)))
-	if len(key) < MinKeyLen {
-		return nil, fmt.Errorf("key in %s is %d bytes; at least %d are needed (hbd keygen writes 64)", path, len(key), MinKeyLen)
-	}
-	return key, nil
 }
 
 // suggest proposes the known field closest to a misspelt one.

@@ -13,7 +13,6 @@ import (
 	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/drain"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // defaultHandoverTimeout bounds a handover whose request names none.
@@ -45,6 +44,16 @@ func (d *Daemon) handleControl(ctx context.Context, req control.Request) control
 	return control.Response{Error: fmt.Sprintf("unknown command %q", req.Cmd)}
 }
 
+// newStep reports one step of a handover: detail says what went right; a
+// failed step shows its error instead.
+func newStep(name string, took time.Duration, err error, detail string) control.Step {
+	s := control.Step{Name: name, Took: control.Duration(took), OK: err == nil, Detail: detail}
+	if err != nil {
+		s.Detail = err.Error()
+	}
+	return s
+}
+
 // handover is the planned move of the VIP to a standby: check it is ready,
 // drain the local app, release the VIP with a Released frame, and wait for
 // the standby to claim. On failure before the release nothing changed; on
@@ -57,11 +66,7 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 	defer cancel()
 	var steps []control.Step
 	step := func(name string, start time.Time, err error, detail string) error {
-		s := control.Step{Name: name, Took: control.Duration(time.Since(start)), OK: err == nil, Detail: detail}
-		if err != nil && detail == "" {
-			s.Detail = err.Error()
-		}
-		steps = append(steps, s)
+		steps = append(steps, newStep(name, time.Since(start), err, detail))
 		return err
 	}
 
@@ -226,14 +231,13 @@ func (d *Daemon) status(now time.Time) control.Status {
 		}
 		if info != nil {
 			cp.Address = info.addr.Addr().String()
-			seen := d.fresh.get(p.Node)
 			for _, path := range []heartbeat.Path{heartbeat.PathUDP, heartbeat.PathTCP} {
 				age := control.Age(-time.Second)
-				if t := seen.last[path]; !t.IsZero() {
+				if t := info.last[path]; !t.IsZero() {
 					age = control.Age(now.Sub(t))
 				}
 				cp.LastFrame[path.String()] = age
-				cp.Received[path.String()] = seen.received[path]
+				cp.Received[path.String()] = info.received[path]
 			}
 			cp.Lost = info.lost
 			cp.MaxGap = control.Duration(info.maxGap)
@@ -273,7 +277,7 @@ func (d *Daemon) metricsServer(addr string) (func(context.Context) error, error)
 		return nil, fmt.Errorf("metrics: listening on %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", d.observing(promhttp.HandlerFor(d.metrics.reg, promhttp.HandlerOpts{})))
+	mux.Handle("/metrics", d.observing(d.metrics.reg.Handler()))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return func(ctx context.Context) error {
 		go func() {

@@ -13,8 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hbdproject/hbd/internal/witness/lease"
@@ -24,6 +24,7 @@ import (
 	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/health"
+	"github.com/hbdproject/hbd/internal/metrics"
 	"github.com/hbdproject/hbd/internal/notify"
 	"github.com/hbdproject/hbd/internal/sdnotify"
 	"github.com/hbdproject/hbd/vip"
@@ -44,20 +45,15 @@ type inFrame struct {
 	from netip.AddrPort
 	path heartbeat.Path
 	at   time.Time
+	dup  bool // a second copy: the frame came by the other path first
 }
 
-// peerInfo is what the loop knows of a peer beyond the core's view.
-type peerInfo struct {
-	addr    netip.AddrPort
-	boot    uint64
-	seq     uint64
-	lost    uint64
-	lastAny time.Time     // last authentic frame on any path
-	maxGap  time.Duration // longest wait between two authentic frames
-
-	minTransit *time.Duration // least (arrival − sent) seen: clock offset plus the best delay
-	lateRun    int            // late frames in a row
-	lateSince  time.Time      // arrival of the first of them
+// peer is what the loop knows of a peer beyond the core's view: its
+// tracker and its metric series, looked up once.
+type peer struct {
+	peerTrack
+	lostMetric *metrics.Counter
+	rttMetric  *metrics.Histogram
 }
 
 // Daemon is one running `hbd run`.
@@ -70,33 +66,38 @@ type Daemon struct {
 
 	m       *election.Machine
 	vip     *vip.Manager
-	rx      *heartbeat.Receiver
-	udp     *heartbeat.UDPTransport // the current paths; replaced when a reload changes the peers
+	rx      atomic.Pointer[heartbeat.Receiver] // replaced when a reload brings a new key; read by the transports
+	udp     *heartbeat.UDPTransport            // the current paths; replaced when a reload changes the peers
 	tcp     *heartbeat.TCPTransport
 	paths   *paths
 	checks  *health.Runner
 	leaser  *leaser // nil without a witness
 	hooks   *notify.Runner
-	metrics *metrics
+	metrics *daemonMetrics
 
-	boot    uint64
-	seq     uint64
-	started time.Time
+	boot     uint64
+	seq      uint64
+	sessions []heartbeat.Session // reused by send
+	started  time.Time
+	signer   *heartbeat.Signer // with key; loop-owned
+	sendBuf  []byte            // our encoded frame, reused
+
+	versionMu   sync.Mutex
+	versionSeen map[netip.Addr]time.Time // when an old peer was last warned about
 
 	frames chan inFrame
 	links  chan bool
 	calls  chan func()
 
 	// loop-owned
-	peers       map[string]*peerInfo
-	burst       []time.Time // pending announcement rounds
-	masterSeen  time.Time   // last frame from whoever was master, for the failover-phase metric
+	peers       map[string]*peer
+	burst       burst     // the announcement burst in progress
+	masterSeen  time.Time // last frame from whoever was master, for the failover-phase metric
 	readySent   bool
 	lastRTTScan time.Time
 	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
 	lastTCPSend time.Time
 
-	fresh    freshness // per peer and path: last authentic frame, count
 	rejMu    sync.Mutex
 	rejected map[string]map[string]uint64 // path → reason → count
 
@@ -138,20 +139,22 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 		frames:   make(chan inFrame, 256),
 		links:    make(chan bool, 16),
 		calls:    make(chan func(), 16),
-		peers:    map[string]*peerInfo{},
+		peers:    map[string]*peer{},
 		rejected: map[string]map[string]uint64{},
-		fresh:    freshness{peers: map[string]*pathSeen{}},
 	}
 	var err error
 	d.vip, err = vip.New(cfg.Interface, vipPrefixes(cfg), vip.Options{Lifetime: cfg.VIPLifetime.D(), Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	d.rx = heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node)
+	d.rx.Store(heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node, d.boot))
+	if d.signer, err = heartbeat.NewSigner(res.Key); err != nil {
+		return nil, err
+	}
 	d.hooks = notify.New(cfg.Notify, log)
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
-	d.metrics.buildInfo.WithLabelValues(opts.Version, opts.Commit, runtime.Version()).Set(1)
+	d.metrics.buildInfo.With(opts.Version, opts.Commit, runtime.Version()).Set(1)
 	if cfg.Witness.Enabled() {
 		if d.leaser, err = newLeaser(cfg, d); err != nil {
 			return nil, err
@@ -322,7 +325,9 @@ func (d *Daemon) openPaths(peers []netip.AddrPort) error {
 	if err != nil {
 		return fmt.Errorf("heartbeat over UDP: %w", err)
 	}
-	tcp, err := heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peers, heartbeat.TCPOptions{Logger: d.log})
+	// A regular beat goes over TCP every tcpEvery: a new connection has
+	// twice that (at least a second) to prove itself.
+	tcp, err := heartbeat.ListenTCP(d.cfg.Listen.AddrPort, peers, heartbeat.TCPOptions{Logger: d.log, AuthTimeout: max(time.Second, 2*d.tcpEvery())})
 	if err != nil {
 		udp.Close()
 		return fmt.Errorf("heartbeat over TCP: %w", err)
@@ -364,71 +369,52 @@ func (d *Daemon) endHandoff() {
 }
 
 // deliver verifies inbound frames in the transports' goroutines and hands
-// the authentic ones to the loop.
-func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) {
-	return func(in heartbeat.Inbound) {
-		f, err := d.rx.Accept(in.Data, in.From)
-		if f.Node != "" {
-			// Authentic, even when a copy already came by the other path:
-			// this path works.
-			d.fresh.note(f.Node, in.Path, in.At)
-			d.metrics.received[in.Path].Inc()
-		}
+// the authentic ones to the loop, second copies (duplicate or stale)
+// included: they tell the loop that their path works. It reports whether
+// the frame was authentic.
+func (d *Daemon) deliver(ctx context.Context) func(heartbeat.Inbound) bool {
+	return func(in heartbeat.Inbound) bool {
+		f, err := d.rx.Load().Accept(in.Data, in.From)
 		if err != nil {
 			reason := heartbeat.Reason(err)
 			d.countReject(in.Path, reason)
-			if reason != "duplicate" && reason != "stale" {
+			if reason == "version" {
+				d.warnVersion(in.From, err)
+			} else if reason != "duplicate" && reason != "stale" {
 				d.log.Debug("frame rejected", "path", in.Path.String(), "from", in.From.String(), "reason", reason, "err", err)
 			}
-			return // the loop only needs each frame once
 		}
+		if f.Node == "" {
+			return false // not authentic
+		}
+		d.metrics.received[in.Path].Inc()
 		select {
-		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At}:
+		case d.frames <- inFrame{f: f, from: in.From, path: in.Path, at: in.At, dup: err != nil}:
 		case <-ctx.Done():
 		}
+		return true
 	}
 }
 
-// freshness records, per peer, when each path last delivered an authentic
-// frame and how many; the transports' goroutines write it, status reads it.
-type freshness struct {
-	mu    sync.Mutex
-	peers map[string]*pathSeen
-}
-
-type pathSeen struct {
-	last     [3]time.Time // by heartbeat.Path
-	received [3]uint64
-}
-
-func (f *freshness) note(node string, path heartbeat.Path, at time.Time) {
-	if int(path) >= len(pathSeen{}.last) {
+// warnVersion tells the operator, once a minute per address, that a peer
+// speaks another frame version: its frames are ignored, so the two nodes
+// cannot see each other until both run the same hbd.
+func (d *Daemon) warnVersion(from netip.AddrPort, err error) {
+	d.versionMu.Lock()
+	defer d.versionMu.Unlock()
+	if d.versionSeen == nil {
+		d.versionSeen = map[netip.Addr]time.Time{}
+	}
+	if last, ok := d.versionSeen[from.Addr()]; ok && time.Since(last) < time.Minute {
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p := f.peers[node]
-	if p == nil {
-		p = &pathSeen{}
-		f.peers[node] = p
-	}
-	if at.After(p.last[path]) {
-		p.last[path] = at
-	}
-	p.received[path]++
-}
-
-func (f *freshness) get(node string) pathSeen {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if p := f.peers[node]; p != nil {
-		return *p
-	}
-	return pathSeen{}
+	d.versionSeen[from.Addr()] = time.Now()
+	d.log.Error("peer speaks another heartbeat frame version: its frames are ignored until both nodes run the same hbd (see docs/runbooks.md, upgrading across a frame version)",
+		"peer", from.Addr().String(), "err", err)
 }
 
 func (d *Daemon) countReject(path heartbeat.Path, reason string) {
-	d.metrics.rejected.WithLabelValues(path.String(), reason).Inc()
+	d.metrics.rejected.With(path.String(), reason).Inc()
 	d.rejMu.Lock()
 	defer d.rejMu.Unlock()
 	byReason := d.rejected[path.String()]
@@ -440,8 +426,13 @@ func (d *Daemon) countReject(path heartbeat.Path, reason string) {
 }
 
 func (d *Daemon) loop(ctx context.Context) error {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	timer, err := newAlarm()
+	if err != nil {
+		return err
+	}
+	defer timer.close()
+	timer.set(0)
+	var armed time.Time // what timer is set for
 	hup := make(chan os.Signal, 1)
 	notifySIGHUP(hup)
 	defer stopSignals(hup)
@@ -464,12 +455,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 		case <-hup:
 			d.reload()
 		case <-timer.C:
-			now := time.Now()
-			d.act(d.m.Tick(now))
-			d.announceDue(now)
-			if !d.handoffEnd.IsZero() && !now.Before(d.handoffEnd) {
-				d.endHandoff()
-			}
+			armed = time.Time{} // spent: arm it again below
+			d.runDue(time.Now())
 		}
 		now := time.Now()
 		if _, err := wd.Ping(now); err != nil {
@@ -477,27 +464,33 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		if now.Sub(d.lastRTTScan) >= time.Second {
 			d.lastRTTScan = now
-			for addr, rtt := range d.tcp.RTTs() {
-				d.metrics.rtt.WithLabelValues(d.peerName(addr)).Observe(rtt.Seconds())
+			rtts := d.tcp.RTTs()
+			for _, p := range d.peers {
+				if rtt, ok := rtts[p.addr.Addr()]; ok {
+					p.rttMetric.Observe(rtt.Seconds())
+				}
 			}
 		}
-		next := d.m.NextDeadline()
-		if len(d.burst) > 0 && d.burst[0].Before(next) {
-			next = d.burst[0]
+		// One timer, armed for the earliest deadline; left alone when that
+		// has not moved (a frame rarely moves it).
+		if next := earliest(d.m.NextDeadline(), d.burst.deadline(), d.handoffEnd, wd.Next(now)); !next.Equal(armed) {
+			armed = next
+			timer.set(next.Sub(now))
 		}
-		if !d.handoffEnd.IsZero() && d.handoffEnd.Before(next) {
-			next = d.handoffEnd
-		}
-		if w := wd.Next(now); !w.IsZero() && w.Before(next) {
-			next = w
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(max(time.Until(next), 0))
+	}
+}
+
+// runDue does what is due at now: the core's timers, an announcement
+// round, the end of a hand-off.
+func (d *Daemon) runDue(now time.Time) {
+	if !now.Before(d.m.NextDeadline()) {
+		d.act(d.m.Tick(now))
+	}
+	if d.burst.due(now) {
+		d.announce()
+	}
+	if !d.handoffEnd.IsZero() && !now.Before(d.handoffEnd) {
+		d.endHandoff()
 	}
 }
 
@@ -505,46 +498,25 @@ func (d *Daemon) onFrame(in inFrame) {
 	f := in.f
 	p := d.peers[f.Node]
 	if p == nil {
-		p = &peerInfo{}
+		p = &peer{lostMetric: d.metrics.lost.With(f.Node), rttMetric: d.metrics.rtt.With(f.Node)}
 		d.peers[f.Node] = p
 		d.log.Info("peer heard", "peer", f.Node, "from", in.from.String(), "path", in.path.String())
 	}
-	p.addr = in.from
-	if !p.lastAny.IsZero() && in.at.Sub(p.lastAny) > p.maxGap {
-		p.maxGap = in.at.Sub(p.lastAny)
+	v := p.observe(seenFrame{path: in.path, from: in.from, at: in.at, sent: f.SentAt, boot: f.Boot, seq: f.Seq, dup: in.dup},
+		d.cfg.DeadAfter.D(), d.cfg.Interval.D())
+	if in.dup {
+		return
 	}
-	if in.at.After(p.lastAny) {
-		p.lastAny = in.at
+	if v.lost > 0 {
+		p.lostMetric.Add(float64(v.lost))
 	}
-	// A frame that spent longer than dead_after on its way (a TCP backlog
-	// flushed after an outage) says nothing about the peer now: acting on
-	// it could see an old BACKUP where there is a MASTER today. The delay
-	// is measured against the fastest frame seen from this peer, so the
-	// two hosts' clocks need not agree, only run at the same rate.
-	// A run of late frames that arrive spaced like live ones (not as one
-	// burst) means the peer's clock was stepped: adopt the new offset.
-	if transit := in.at.Sub(f.SentAt); p.minTransit == nil || transit < *p.minTransit {
-		p.minTransit, p.lateRun = &transit, 0
-	} else if transit-*p.minTransit > d.cfg.DeadAfter.D() {
-		if p.lateRun == 0 {
-			p.lateSince = in.at
-		}
-		p.lateRun++
-		if p.lateRun < 3 || in.at.Sub(p.lateSince) < 2*d.cfg.Interval.D() {
-			d.countReject(in.path, "late")
-			return
-		}
-		d.log.Warn("peer's clock seems to have been stepped; adopting its new offset", "peer", f.Node, "shift", (transit - *p.minTransit).Round(time.Millisecond))
-		p.minTransit, p.lateRun = &transit, 0
-	} else {
-		p.lateRun = 0
+	if v.late {
+		d.countReject(in.path, "late")
+		return
 	}
-	if f.Boot == p.boot && f.Seq > p.seq+1 {
-		n := f.Seq - p.seq - 1
-		p.lost += n
-		d.metrics.lost.WithLabelValues(f.Node).Add(float64(n))
+	if v.shift != 0 {
+		d.log.Warn("peer's clock seems to have been stepped; adopting its new offset", "peer", f.Node, "shift", v.shift.Round(time.Millisecond))
 	}
-	p.boot, p.seq = f.Boot, f.Seq
 	if f.State == election.Master {
 		d.masterSeen = in.at
 	}
@@ -571,7 +543,7 @@ func (d *Daemon) act(acts []election.Action) {
 		case election.ActClaim:
 			d.claim(a)
 		case election.ActRelease:
-			d.burst = nil
+			d.burst.stop()
 			release := d.vip.Release
 			if a.Handoff {
 				release = d.vip.Handoff
@@ -589,8 +561,8 @@ func (d *Daemon) act(acts []election.Action) {
 			}
 		case election.ActAnnounce:
 			d.log.Info("announcing the VIPs again", "reason", a.Reason)
-			d.startBurst(time.Now())
-			d.announceDue(time.Now())
+			d.burst.begin(time.Now(), 1)
+			d.announce()
 		case election.ActSend:
 			d.send(a.Frame, a.Target, a.Periodic)
 		case election.ActNotify:
@@ -618,36 +590,26 @@ func (d *Daemon) claim(a election.Action) {
 		d.log.Error("claiming the VIPs", "vip", vipStrings(d.cfg), "err", err)
 	}
 	if !d.masterSeen.IsZero() {
-		d.metrics.phases.WithLabelValues("detect").Observe(decided.Sub(d.masterSeen).Seconds())
-		d.metrics.phases.WithLabelValues("total").Observe(done.Sub(d.masterSeen).Seconds())
+		d.metrics.phases.With("detect").Observe(decided.Sub(d.masterSeen).Seconds())
+		d.metrics.phases.With("total").Observe(done.Sub(d.masterSeen).Seconds())
 	}
-	d.metrics.phases.WithLabelValues("claim").Observe(done.Sub(decided).Seconds())
+	d.metrics.phases.With("claim").Observe(done.Sub(decided).Seconds())
 	d.log.Info("VIPs claimed", "vip", vipStrings(d.cfg), "epoch", a.Epoch, "took", done.Sub(decided), "reason", a.Reason)
 	if a.Bypass {
-		d.metrics.bypassed.Inc()
+		d.leaser.bypassed.Inc()
 		d.log.Error("CLAIMED WITHOUT THE WITNESS LEASE: the witness is unreachable and witness.policy is available; two masters are possible until it returns")
 	}
-	d.startBurst(decided)
-	d.burst = d.burst[1:] // Claim sent the first round
+	d.burst.begin(decided, 1) // Claim sent the first round
 }
 
-func (d *Daemon) startBurst(from time.Time) {
-	d.burst = d.burst[:0]
-	for _, off := range vip.BurstSchedule() {
-		d.burst = append(d.burst, from.Add(off))
+// announce sends one announcement round, while we are master.
+func (d *Daemon) announce() {
+	if d.m.State() != election.Master {
+		d.burst.stop()
+		return
 	}
-}
-
-func (d *Daemon) announceDue(now time.Time) {
-	for len(d.burst) > 0 && !d.burst[0].After(now) {
-		d.burst = d.burst[1:]
-		if d.m.State() != election.Master {
-			d.burst = nil
-			return
-		}
-		if err := d.vip.Announce(); err != nil {
-			d.log.Warn("announcing the VIPs", "err", err)
-		}
+	if err := d.vip.Announce(); err != nil {
+		d.log.Warn("announcing the VIPs", "err", err)
 	}
 }
 
@@ -678,11 +640,14 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 		SentAt:   time.Now(),
 		Node:     d.cfg.Node,
 		Target:   target,
+		Sessions: d.rx.Load().Sessions(d.sessions[:0]), // our challenges, their echoes
 	}
-	b, err := f.Marshal(d.key)
+	d.sessions = f.Sessions
+	b, err := d.signer.AppendSigned(d.sendBuf[:0], &f)
 	if err != nil {
 		panic(fmt.Sprintf("hbd: encoding our own frame: %v", err)) // config validation makes this impossible
 	}
+	d.sendBuf = b
 	if err := d.udp.Send(b); err != nil {
 		d.log.Debug("sending over UDP", "err", err)
 	}
@@ -702,16 +667,16 @@ func (d *Daemon) transition(a election.Action) {
 		lvl = slog.LevelWarn
 	}
 	d.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "state", a.To.String(),
-		"epoch", a.Epoch, "reason", a.Reason, "vip", vipStrings(d.cfg))
+		"epoch", a.Epoch, "cause", a.Cause.String(), "reason", a.Reason, "vip", vipStrings(d.cfg))
 	if a.From == election.Master && a.To != election.Init { // not when stopping: no warning on every clean stop
 		if until := d.m.Status(time.Now()).HoldDownUntil; until.After(time.Now()) {
 			d.log.Warn("lost mastership: no preemption during the hold-down (it doubles each time mastership is lost soon after it was won)",
 				"hold_down", time.Until(until).Round(time.Millisecond))
 		}
 	}
-	d.metrics.setState(a.To.String())
+	d.metrics.setState(a.To)
 	d.metrics.epoch.Set(float64(d.m.Epoch()))
-	d.metrics.transitions.WithLabelValues(a.From.String(), a.To.String(), reasonLabel(a.Reason)).Inc()
+	d.metrics.transitions.With(a.From.String(), a.To.String(), a.Cause.String()).Inc()
 	if a.To != election.Init {
 		d.hooks.Notify(notify.Event{
 			From: a.From.String(), To: a.To.String(), Node: d.cfg.Node, VIPs: vipStrings(d.cfg),
@@ -722,34 +687,6 @@ func (d *Daemon) transition(a election.Action) {
 		d.readySent = true
 		notifyReady(a.To.String())
 	}
-}
-
-// reasonLabels are the kinds of transition reason, the values of the
-// transitions metric's reason label besides "other" (docs/runbooks.md
-// lists them; a test keeps the two in step).
-var reasonLabels = []string{"started", "stopping", "handover", "preempted", "no master", "link down", "check",
-	"maintenance", "recovered", "split brain", "stalled", "released", "witness", "self-fenced"}
-
-// reasonLabel keeps the transitions metric's cardinality bounded: reasons
-// carry node names and numbers, the label only their kind.
-func reasonLabel(r string) string {
-	for _, kind := range reasonLabels {
-		if strings.Contains(r, kind) {
-			return kind
-		}
-	}
-	return "other"
-}
-
-// peerName names the peer at addr, or gives the address if it was never
-// heard.
-func (d *Daemon) peerName(addr netip.Addr) string {
-	for name, p := range d.peers {
-		if p.addr.Addr() == addr {
-			return name
-		}
-	}
-	return addr.String()
 }
 
 // call runs fn in the loop and waits for it.
@@ -805,7 +742,7 @@ func (d *Daemon) onCheck(r health.Result) {
 	if r.Healthy {
 		v = 1
 	}
-	d.metrics.checkUp.WithLabelValues(r.Name).Set(v)
+	d.metrics.checkUp.With(r.Name).Set(v)
 	if r.Healthy {
 		d.log.Info("check passes", "check", r.Name, "detail", r.Detail)
 	} else {

@@ -1,27 +1,12 @@
 package daemon
 
 import (
+	"slices"
 	"testing"
 	"time"
 
-	"github.com/hbdproject/hbd/heartbeat"
 	"github.com/hbdproject/hbd/internal/config"
 )
-
-func TestReasonLabelsAreBounded(t *testing.T) {
-	for reason, want := range map[string]string{
-		"pc01 released the VIP to us":         "released",
-		"handover to pc02":                    "handover",
-		"no master heard and we rank highest": "no master",
-		"check webapp failing":                "check",
-		"our loop stalled for 3.466s, longer than dead_after: another node may have claimed": "stalled",
-		"something new": "other",
-	} {
-		if got := reasonLabel(reason); got != want {
-			t.Errorf("reasonLabel(%q) = %q, want %q", reason, got, want)
-		}
-	}
-}
 
 func TestNeedsRestart(t *testing.T) {
 	base := func() *config.Config {
@@ -45,17 +30,34 @@ func TestNeedsRestart(t *testing.T) {
 	}
 }
 
-func TestFreshnessPerPath(t *testing.T) {
-	f := freshness{peers: map[string]*pathSeen{}}
-	t0 := time.Now()
-	f.note("pc02", heartbeat.PathUDP, t0)
-	f.note("pc02", heartbeat.PathTCP, t0.Add(time.Millisecond))
-	f.note("pc02", heartbeat.PathUDP, t0.Add(-time.Millisecond)) // late copy: not newer
-	s := f.get("pc02")
-	if !s.last[heartbeat.PathUDP].Equal(t0) || s.received[heartbeat.PathUDP] != 2 || s.received[heartbeat.PathTCP] != 1 {
-		t.Errorf("freshness: %+v", s)
+func TestLiveChanges(t *testing.T) {
+	base := func() *config.Config {
+		return &config.Config{Node: "pc01", Priority: 100, AuthKeyFile: "/etc/hbd/key", LogLevel: "info"}
 	}
-	if got := f.get("nobody"); got.received[heartbeat.PathUDP] != 0 {
-		t.Errorf("unknown peer: %+v", got)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	rotated := []byte("fedcba9876543210fedcba9876543210")
+	for _, tc := range []struct {
+		name   string
+		change func(c *config.Config)
+		newKey []byte
+		want   []string
+	}{
+		{"nothing", func(*config.Config) {}, key, nil},
+		{"key rotated in place", func(*config.Config) {}, rotated, []string{"auth key"}},
+		{"key file moved, same key", func(c *config.Config) { c.AuthKeyFile = "/etc/hbd/key2" }, key, nil},
+		{"priority and log level", func(c *config.Config) { c.Priority = 120; c.LogLevel = "debug" }, key, []string{"priority", "log_level"}},
+		{"peers and key", func(c *config.Config) { c.Peers = []config.Endpoint{{}} }, rotated, []string{"peers", "auth key"}},
+	} {
+		b := base()
+		tc.change(b)
+		if got := liveChanges(base(), key, b, tc.newKey); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if needsRestart(base(), func() *config.Config { c := base(); c.AuthKeyFile = "/etc/hbd/key2"; return c }()) != "" {
+		t.Error("a new auth_key_file needs a restart")
+	}
+	if keyID(key) == keyID(rotated) || len(keyID(key)) != 8 {
+		t.Errorf("key ids %q %q", keyID(key), keyID(rotated))
 	}
 }

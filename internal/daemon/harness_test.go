@@ -300,7 +300,7 @@ func newFakePeer(t *testing.T, key []byte) *fakePeer {
 		t.Fatal(err)
 	}
 	p := &fakePeer{t: t, conn: conn, key: key, boot: 42, to: net.UDPAddrFromAddrPort(netip.MustParseAddrPort(daemonHB)),
-		rx: heartbeat.NewReceiver(key, clusterID, peerName), stop: make(chan struct{})}
+		rx: heartbeat.NewReceiver(key, clusterID, peerName, 42), stop: make(chan struct{})}
 	go func() {
 		buf := make([]byte, 2048)
 		for {
@@ -308,11 +308,17 @@ func newFakePeer(t *testing.T, key []byte) *fakePeer {
 			if err != nil {
 				return
 			}
-			if f, err := p.rx.Accept(buf[:n], from); err == nil {
-				p.mu.Lock()
-				p.frames = append(p.frames, f)
-				p.mu.Unlock()
+			p.mu.Lock()
+			f, err := p.rx.Accept(buf[:n], from)
+			if errors.Is(err, heartbeat.ErrNoSession) {
+				// A silent peer has no session; the frame is still the
+				// daemon's, authentic, and worth recording.
+				f, err = heartbeat.Unmarshal(buf[:n], p.key)
 			}
+			if err == nil {
+				p.frames = append(p.frames, f)
+			}
+			p.mu.Unlock()
 		}
 	}()
 	t.Cleanup(func() { p.quiet(); conn.Close() })
@@ -330,6 +336,7 @@ func (p *fakePeer) send(f heartbeat.Frame) {
 	p.mu.Lock()
 	p.seq++
 	f.Boot, f.Seq = p.boot, p.seq
+	f.Sessions = p.rx.Sessions(nil) // our challenge to the daemon, and the echo of its challenge
 	p.mu.Unlock()
 	b, err := f.Marshal(p.key)
 	if err != nil {

@@ -1,9 +1,16 @@
 package daemon
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/hbdproject/hbd/heartbeat"
 
 	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/health"
@@ -11,12 +18,13 @@ import (
 )
 
 // reload re-reads the config on SIGHUP and applies what can change live:
-// peers, priority, tracks, notify hooks, drain and log level. A change to
-// anything else (node, cluster, interface, VIPs, listen address, timing,
-// key file, control socket, metrics address) is refused as needing a
-// restart. A broken
-// config is refused with a log line and the old one keeps running; the
-// VIP stays where it is either way.
+// peers, priority, tracks, notify hooks, drain, log level and the shared
+// key (a new auth_key_file, or the same file rotated in place: its contents
+// are compared). A change to anything else (node, cluster, interface, VIPs,
+// listen address, timing, control socket, metrics address) is refused as
+// needing a restart. A broken config is refused with a log line and the old
+// one keeps running; the VIP stays where it is either way. The log line
+// says what changed.
 func (d *Daemon) reload() {
 	notifyReloading()
 	defer notifyReady(d.m.State().String())
@@ -31,7 +39,13 @@ func (d *Daemon) reload() {
 		return
 	}
 	now := time.Now()
-	if !slices.Equal(nc.Peers, d.cfg.Peers) {
+	changed := liveChanges(d.cfg, d.key, nc, res.Key)
+	signer, err := heartbeat.NewSigner(res.Key)
+	if err != nil { // config.Load refuses empty keys: not reached
+		d.log.Error("reload refused: the key cannot sign", "err", err)
+		return
+	}
+	if slices.Contains(changed, "peers") {
 		// New peers: reopen both paths on the same address. Heartbeats
 		// pause for the milliseconds this takes, far below dead_after.
 		d.paths.close()
@@ -43,17 +57,24 @@ func (d *Daemon) reload() {
 			return
 		}
 		d.act(d.m.SetPeerCount(now, len(nc.Peers)))
-		d.log.Info("peers changed", "peers", len(nc.Peers))
 	}
-	if nc.Priority != d.cfg.Priority {
+	if slices.Contains(changed, "auth key") {
+		// Frames signed with the old key fail the new one's tag check, so
+		// a fresh receiver (empty replay windows) cannot be fooled by them.
+		d.log.Warn("shared key changed: frames are now signed and checked with the new key; peers still on the old one are rejected (bad_tag) until they reload too",
+			"old", keyID(d.key), "new", keyID(res.Key), "file", nc.AuthKeyFile)
+		d.key, d.signer = res.Key, signer
+		d.rx.Store(heartbeat.NewReceiver(res.Key, nc.ClusterID, nc.Node, d.boot))
+	}
+	if slices.Contains(changed, "priority") {
 		d.act(d.m.SetPriority(now, nc.Priority))
 	}
-	if !slices.EqualFunc(nc.Tracks, d.cfg.Tracks, tracksEqual) {
+	if slices.Contains(changed, "tracks") {
 		d.stopChecks()
 		for _, t := range d.cfg.Tracks {
 			if !slices.ContainsFunc(nc.Tracks, func(n config.Track) bool { return n.Name == t.Name }) {
 				d.act(d.m.RemoveCheck(now, t.Name))
-				d.metrics.checkUp.DeleteLabelValues(t.Name)
+				d.metrics.checkUp.Delete(t.Name)
 			}
 		}
 		d.checks = health.New(nc.Tracks, d.log)
@@ -66,7 +87,43 @@ func (d *Daemon) reload() {
 	_ = old // the old runner ends with the daemon's context; its queue drains first
 	d.level.Set(parseLevel(nc.LogLevel))
 	d.cfg = nc
-	d.log.Info("config reloaded", "priority", nc.Priority, "tracks", len(nc.Tracks))
+	if len(changed) == 0 {
+		d.log.Info("config reloaded: nothing changed")
+		return
+	}
+	d.log.Info("config reloaded", "changed", strings.Join(changed, ", "), "priority", nc.Priority, "tracks", len(nc.Tracks))
+}
+
+// liveChanges names the settings that differ between the running config
+// (a, with its key) and the reloaded one (b), among those a reload
+// applies. The key is compared by contents, so a key file rotated in place
+// counts.
+func liveChanges(a *config.Config, aKey []byte, b *config.Config, bKey []byte) []string {
+	var out []string
+	for _, c := range []struct {
+		name    string
+		differs bool
+	}{
+		{"peers", !slices.Equal(a.Peers, b.Peers)},
+		{"auth key", !bytes.Equal(aKey, bKey)},
+		{"priority", a.Priority != b.Priority},
+		{"tracks", !slices.EqualFunc(a.Tracks, b.Tracks, tracksEqual)},
+		{"notify", !reflect.DeepEqual(a.Notify, b.Notify)},
+		{"drain", !reflect.DeepEqual(a.Drain, b.Drain)},
+		{"log_level", a.LogLevel != b.LogLevel},
+	} {
+		if c.differs {
+			out = append(out, c.name)
+		}
+	}
+	return out
+}
+
+// keyID names a key in logs without giving it away: the first 8 hex
+// digits of its SHA-256.
+func keyID(key []byte) string {
+	sum := sha256.Sum256(key)
+	return hex.EncodeToString(sum[:4])
 }
 
 // needsRestart names the first setting that differs and cannot change live.
@@ -88,8 +145,6 @@ func needsRestart(a, b *config.Config) string {
 		return "interval/dead_after"
 	case a.PreemptEnabled() != b.PreemptEnabled() || a.PreemptDelay != b.PreemptDelay || a.HoldDown != b.HoldDown:
 		return "preempt/preempt_delay/hold_down"
-	case a.AuthKeyFile != b.AuthKeyFile:
-		return "auth_key_file"
 	case a.ControlSocket != b.ControlSocket:
 		return "control_socket"
 	case a.MetricsAddr() != b.MetricsAddr():

@@ -7,9 +7,9 @@ import (
 
 	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/hbdproject/hbd/internal/config"
+	"github.com/hbdproject/hbd/internal/metrics"
 	"github.com/hbdproject/hbd/internal/redisconn"
 	"github.com/hbdproject/hbd/internal/witness"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // leaser runs the witness calls the core asks for, one at a time, off the
@@ -18,7 +18,9 @@ type leaser struct {
 	c     *witness.Client
 	close func() error
 	reqs  chan election.Action
-	calls *prometheus.CounterVec
+
+	bypassed *metrics.Counter // claims made without the lease
+	calls    *metrics.CounterVec
 }
 
 func newLeaser(cfg *config.Config, d *Daemon) (*leaser, error) {
@@ -37,10 +39,12 @@ func newLeaser(cfg *config.Config, d *Daemon) (*leaser, error) {
 		return nil, err
 	}
 	l := &leaser{c: c, close: rdb.Close, reqs: make(chan election.Action, 8),
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "hbd_witness_calls_total", Help: "Witness lease calls by op (acquire, renew, release) and result (won, lost, unreachable, error).",
-		}, []string{"op", "result"})}
-	d.metrics.reg.MustRegister(l.calls, d.metrics.bypassed, d.metrics.leaseHeld)
+		calls: d.metrics.reg.NewCounterVec("hbd_witness_calls_total",
+			"Witness lease calls by op (acquire, renew, release) and result (won, lost, unreachable, error).", "op", "result"),
+		bypassed: d.metrics.reg.NewCounter("hbd_witness_bypassed_total",
+			"Claims made without the witness lease because it was unreachable (policy available)."),
+	}
+	d.metrics.leaseHeld = d.metrics.reg.NewGauge("hbd_witness_lease_held", "1 while this node believes it holds the witness lease, 0 otherwise.")
 	return l, nil
 }
 
@@ -98,7 +102,7 @@ func (l *leaser) do(ctx context.Context, d *Daemon, a election.Action) election.
 			d.log.Warn("witness lease lost", "holder", g.Holder)
 		}
 	}
-	l.calls.WithLabelValues(a.Lease.String(), result).Inc()
+	l.calls.With(a.Lease.String(), result).Inc()
 	return r
 }
 

@@ -2,7 +2,7 @@
 // planned handover releases the VIP, and puts it back in service when the
 // handover fails.
 //
-// The app side is webapp's loopback admin listener: POST /admin/drain,
+// The app side is webapp's admin listener (a unix socket: Drain.Socket): POST /admin/drain,
 // POST /admin/undrain and GET /admin/inflight answering
 // {"inflight":N,"draining":bool}. A command can stand in for the URLs, or
 // follow them.
@@ -13,13 +13,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/hbdproject/hbd/internal/proc"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	neturl "net/url"
+	"os"
 	"os/exec"
+	"strings"
 	"time"
+
+	"github.com/hbdproject/hbd/internal/proc"
 
 	"github.com/hbdproject/hbd/internal/config"
 )
@@ -78,7 +82,10 @@ func Drain(ctx context.Context, cfg config.Drain, log *slog.Logger) ([]Step, err
 	timeout := timeoutOf(cfg)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
 	defer cancel()
-	client := newClient()
+	client, err := newClient(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	var steps []Step
 	do := func(name string, f func() (string, error)) error {
@@ -124,7 +131,11 @@ func Undrain(ctx context.Context, cfg config.Drain, log *slog.Logger) error {
 	timeout := timeoutOf(cfg)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, fmt.Errorf("%w after %s", ErrTimeout, timeout))
 	defer cancel()
-	detail, err := post(ctx, newClient(), cfg.UndrainURL)
+	client, err := newClient(cfg)
+	if err != nil {
+		return err
+	}
+	detail, err := post(ctx, client, cfg.UndrainURL)
 	if err != nil {
 		log.Warn("undrain failed", "detail", detail, "err", err)
 		return fmt.Errorf("drain: requesting undrain: %w", err)
@@ -140,14 +151,43 @@ func timeoutOf(cfg config.Drain) time.Duration {
 	return cfg.Timeout.D()
 }
 
-func newClient() *http.Client {
-	return &http.Client{
-		Transport: &http.Transport{
-			DisableKeepAlives: true, // a few requests per handover: no idle connections left behind
-			Proxy:             nil,  // the admin listener is on this host: never via a proxy
-		},
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+// newClient returns the client of the admin requests: through cfg.Socket
+// when set, with cfg.TokenFile's token when set.
+func newClient(cfg config.Drain) (*http.Client, error) {
+	tr := &http.Transport{
+		DisableKeepAlives: true, // a few requests per handover: no idle connections left behind
+		Proxy:             nil,  // the admin listener is on this host: never via a proxy
 	}
+	if cfg.Socket != "" {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", cfg.Socket)
+		}
+	}
+	var rt http.RoundTripper = tr
+	if cfg.TokenFile != "" {
+		b, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("drain: reading the admin token: %w", err)
+		}
+		rt = bearer{token: strings.TrimSpace(string(b)), next: tr}
+	}
+	return &http.Client{
+		Transport:     rt,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}, nil
+}
+
+// bearer adds the admin token to every request.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
 }
 
 // post POSTs an empty body to url and expects a 2xx status.
@@ -258,7 +298,7 @@ func runCommand(ctx context.Context, argv []string) (string, error) {
 	cmd := proc.Command(ctx, argv, waitDelay)
 	out := &proc.Capped{Max: maxOutput}
 	cmd.Stdout, cmd.Stderr = out, out
-	err := cmd.Run()
+	err := proc.Run(cmd)
 	detail := "exit status 0"
 	if cmd.ProcessState != nil {
 		detail = cmd.ProcessState.String()

@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -93,5 +96,85 @@ func TestNotifyHooksAndReload(t *testing.T) {
 	}
 	if h := c.Holders(); len(h) != 1 || h[0] != "pc02" {
 		t.Errorf("holders after reload: %v", h)
+	}
+}
+
+// A key file rotated in place (same path, new contents) is noticed by
+// SIGHUP and applied: the node that reloaded first refuses its peer's
+// old-key frames, and once both reloaded they hear each other again. The
+// standby is in maintenance meanwhile, as the runbook says, so the window
+// with different keys cannot make two masters.
+func TestReloadRotatesKeyInPlace(t *testing.T) {
+	c := startElected(t, cluster.Options{})
+	ctx := context.Background()
+	maint := func(on string) {
+		t.Helper()
+		if out, err := exec.Command(hbdBin, "maintenance", on, "-s", c.Nodes["pc02"].Socket).CombinedOutput(); err != nil {
+			t.Fatalf("maintenance %s: %v\n%s", on, err, out)
+		}
+	}
+	badTags := func(node string) uint64 {
+		st, err := c.Status(ctx, node)
+		must(t, err)
+		return st.Rejected["udp"]["bad_tag"] + st.Rejected["tcp"]["bad_tag"]
+	}
+	waitLog := func(node, what string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			b, _ := os.ReadFile(c.Nodes[node].Hbd.LogPath())
+			if strings.Contains(string(b), what) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s logged no %q:\n%s", node, what, b)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	maint("on")
+	if n := badTags("pc01"); n != 0 {
+		t.Fatalf("bad_tag before the rotation: %d", n)
+	}
+	key := make([]byte, 32)
+	_, err := rand.Read(key)
+	must(t, err)
+	must(t, os.WriteFile(c.Key, []byte(hex.EncodeToString(key)+"\n"), 0o600))
+
+	must(t, c.Nodes["pc01"].Hbd.Signal(syscall.SIGHUP))
+	waitLog("pc01", "shared key changed")
+	waitLog("pc01", `changed="auth key"`)
+	deadline := time.Now().Add(5 * time.Second)
+	for badTags("pc01") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("pc01 still accepts frames signed with the old key after reloading the new one")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	must(t, c.Nodes["pc02"].Hbd.Signal(syscall.SIGHUP))
+	waitLog("pc02", "shared key changed")
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		st, err := c.Status(ctx, "pc01")
+		must(t, err)
+		if len(st.Peers) == 1 && st.Peers[0].Alive && st.Peers[0].State == "MAINTENANCE" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pc01 does not hear pc02 after both reloaded the new key: %+v", st.Peers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Both on the new key: no more refusals.
+	n := badTags("pc01")
+	time.Sleep(300 * time.Millisecond)
+	if m := badTags("pc01"); m != n {
+		t.Errorf("pc01 still refuses pc02's frames: bad_tag %d → %d", n, m)
+	}
+	maint("off")
+	time.Sleep(500 * time.Millisecond)
+	if h := c.Holders(); len(h) != 1 || h[0] != "pc01" {
+		t.Errorf("holders after the rotation: %v", h)
 	}
 }

@@ -104,7 +104,7 @@ func (p execProbe) probe(ctx context.Context, timeout time.Duration) (bool, stri
 	cmd := proc.Command(ctx, p.argv, waitDelay)
 	stderr := &proc.Capped{Max: maxStderr}
 	cmd.Stderr = stderr
-	err := cmd.Run()
+	err := proc.Run(cmd)
 	switch {
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return false, fmt.Sprintf("timeout after %s", timeout)

@@ -25,7 +25,7 @@ func TestGolden(t *testing.T) {
 		t.Fatalf("no testdata/*.conf: %v", err)
 	}
 	key := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(key, []byte(strings.Repeat("k", 64)), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(strings.Repeat("0123456789abcdef", 4)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, conf := range confs {
@@ -371,7 +371,7 @@ func hasWarning(res *Result, s string) bool {
 func checkValid(t *testing.T, y []byte) {
 	t.Helper()
 	key := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(key, []byte(strings.Repeat("k", 64)), 0o600); err != nil {
+	if err := os.WriteFile(key, []byte(strings.Repeat("0123456789abcdef", 4)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	y = bytes.Replace(y, []byte("auth_key_file: /etc/hbd/key"), []byte("auth_key_file: "+key), 1)

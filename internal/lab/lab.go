@@ -337,11 +337,51 @@ func (l *Lab) build(ctx context.Context, prefix, dir string) error {
 			return fmt.Errorf("lab: reading MAC of %s: %w", name, err)
 		}
 	}
+	if err := l.waitAddressesUsable(ctx); err != nil {
+		return err
+	}
 	if err := l.setupNft(ctx); err != nil {
 		return err
 	}
 	if testHookBuilt != nil {
 		return testHookBuilt()
+	}
+	return nil
+}
+
+// waitAddressesUsable waits until no host address is tentative. Even with
+// DAD off, the kernel keeps an IPv6 address tentative until its link has
+// carrier, and binding it meanwhile fails with "cannot assign requested
+// address" (a redis-server on 2001:db8::20 did, now and then).
+func (l *Lab) waitAddressesUsable(ctx context.Context) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for _, name := range l.order {
+		for {
+			tentative := 0
+			err := l.nsc[name].netlink(func(nh *netlink.Handle) error {
+				addrs, err := nh.AddrList(nil, netlink.FAMILY_ALL)
+				for _, a := range addrs {
+					if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+						tentative++
+					}
+				}
+				return err
+			})
+			if err != nil {
+				return fmt.Errorf("lab: listing addresses of %s: %w", name, err)
+			}
+			if tentative == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("lab: %s still has %d tentative address(es) after 5s", name, tentative)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
 	}
 	return nil
 }

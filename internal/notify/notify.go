@@ -156,7 +156,7 @@ func (r *Runner) run(ctx context.Context, argv []string, ev Event) {
 	cmd.Stdout, cmd.Stderr = out, out
 
 	start := time.Now()
-	err := cmd.Run()
+	err := proc.Run(cmd)
 	log := r.log.With("node", ev.Node, "state", ev.To, "from", ev.From,
 		"hook", argv[0], "took", time.Since(start).Round(time.Millisecond), "output", out.OneLine())
 	switch {

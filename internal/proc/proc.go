@@ -7,10 +7,13 @@ package proc
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Command returns argv ready to run: its own process group, SIGKILL to the
@@ -23,6 +26,28 @@ func Command(ctx context.Context, argv []string, waitDelay time.Duration) *exec.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = waitDelay
 	return cmd
+}
+
+// Run starts cmd, made by Command, and waits for it. When its main process
+// exits, whatever it left in its process group is killed, as systemd's
+// KillMode=control-group does: a background child holding the output open
+// neither outlives the command nor makes it look failed.
+func Run(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	// Wait for the exit without reaping: until Wait reaps it, the main
+	// process's zombie keeps its group id from being reused.
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	return cmd.Wait()
 }
 
 // Capped keeps the first Max bytes written to it and drops the rest, so a

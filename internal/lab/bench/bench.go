@@ -104,7 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	fs.BoolVar(&o.Smoke, "smoke", false, "CI smoke: 2 runs of each scenario, 10s loss soak with one candidate, 5s cost window")
 	fs.StringVar(&o.Bin, "bin", "", "the hbd `binary` run in the lab (hbd-lab passes the hbd next to it)")
 	fs.StringVar(&o.LogDir, "logs", "", "keep every lab's process logs and configs under `dir`")
-	fs.StringVar(&settings, "settings", "defaults,matched,fastest", "comma-separated settings to run")
+	fs.StringVar(&settings, "settings", "defaults,matched,fastest,cost", "comma-separated settings to run (cost alone: only the idle cost, merged into --out's samples.csv)")
 	fs.DurationVar(&o.Soak, "soak", 60*time.Second, "loss soak per candidate setting")
 	fs.DurationVar(&o.Cost, "cost-window", 60*time.Second, "idle CPU measuring window")
 	fs.DurationVar(&o.CrashCap, "crash-cap", 10*time.Second, "how long a killed daemon's host is watched for the VIP")
@@ -143,7 +143,7 @@ func parseFlags(args []string, stderr io.Writer) (Options, error) {
 	}
 	for _, s := range strings.Split(settings, ",") {
 		s = strings.TrimSpace(s)
-		if !slices.Contains([]string{SettingDefaults, SettingMatched, SettingFastest}, s) {
+		if !slices.Contains([]string{SettingDefaults, SettingMatched, SettingFastest, SettingCost}, s) {
 			return o, fmt.Errorf("bench: --settings: unknown setting %q", s)
 		}
 		o.Settings = append(o.Settings, s)
@@ -185,6 +185,19 @@ var (
 		{Version: 3, Advert: 50 * time.Millisecond},
 		kaMatched,
 	}
+	// The idle-cost runs, by CostSettings: hbd's default 5 ms beside
+	// keepalived's fastest 10 ms, then both at 10 ms (hbd with keepalived's
+	// master-down time) and both at the matched 100 ms.
+	kaFastestAdvert = KeepalivedTiming{Version: 3, Advert: 10 * time.Millisecond}
+	costTimings     = []struct {
+		hbd HBDTiming // zero: hbd's defaults
+		ka  KeepalivedTiming
+	}{
+		{HBDTiming{}, kaFastestAdvert},
+		{HBDTiming{Interval: 10 * time.Millisecond, DeadAfter: kaFastestAdvert.MasterDown(prioStandby).Round(time.Millisecond)}, kaFastestAdvert},
+		{hbdMatched, kaMatched},
+	}
+
 	// In --smoke, one candidate each.
 	hbdSmokeLadder = []HBDTiming{{Interval: 10 * time.Millisecond, DeadAfter: 60 * time.Millisecond}}
 	kaSmokeLadder  = []KeepalivedTiming{{Version: 3, Advert: 50 * time.Millisecond}}
@@ -231,6 +244,13 @@ func (r *runner) run(ctx context.Context) error {
 	for _, set := range r.o.Settings {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if set == SettingCost {
+			if err := r.costSettings(ctx); err != nil {
+				r.warn("cost: %v", err)
+				errs = append(errs, fmt.Errorf("cost: %w", err))
+			}
+			continue
 		}
 		if err := r.setting(ctx, set); err != nil {
 			r.warn("setting %s: %v", set, err)
@@ -329,9 +349,6 @@ func (r *runner) setting(ctx context.Context, set string) error {
 	if set != SettingMatched {
 		return nil
 	}
-	if err := r.cost(ctx, ps); err != nil {
-		r.warn("cost: %v", err)
-	}
 	for i := 1; i <= r.o.Runs; i++ {
 		for _, p := range ps {
 			if err := r.switchover(ctx, p, set, i); err != nil {
@@ -364,8 +381,49 @@ func (r *runner) setting(ctx context.Context, set string) error {
 	return nil
 }
 
+// costSettings measures the idle cost of both tools side by side at each
+// of CostSettings, each in a fresh pair of labs.
+func (r *runner) costSettings(ctx context.Context) error {
+	def, err := hbdDefaultTiming()
+	if err != nil {
+		return err
+	}
+	for i, set := range CostSettings {
+		hbd, run, ka := costTimings[i].hbd, costTimings[i].hbd, costTimings[i].ka
+		if hbd.Interval == 0 {
+			hbd = def
+		}
+		r.add(ToolHBD, set, "config", 0, "interval_ms", ms(hbd.Interval))
+		r.add(ToolHBD, set, "config", 0, "detect_ms", ms(hbd.DeadAfter))
+		r.add(ToolKeepalived, set, "config", 0, "interval_ms", ms(ka.Advert))
+		r.add(ToolKeepalived, set, "config", 0, "detect_ms", ms(ka.MasterDown(prioStandby)))
+		r.add(ToolKeepalived, set, "config", 0, "vrrp_version", float64(ka.Version))
+		r.logf("setting %s: hbd %s; keepalived %s", set, hbd, ka)
+		ps, err := r.startPairs(ctx, r.pairConfig(strings.ReplaceAll(set, " ", "-"), run, ka))
+		if err != nil {
+			// One more try: a lab's start-up can fail on a busy machine
+			// (an IPv6 address not yet usable when Redis binds it).
+			r.warn("%s: %v; trying once more", set, err)
+			if ps, err = r.startPairs(ctx, r.pairConfig(strings.ReplaceAll(set, " ", "-"), run, ka)); err != nil {
+				return err
+			}
+		}
+		err = r.cost(ctx, ps, set)
+		if cerr := closeAll(ps); cerr != nil {
+			r.warn("closing the %s labs: %v", set, cerr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // write stores the outputs and prints the tables.
 func (r *runner) write(stdout io.Writer) error {
+	if slices.Equal(r.o.Settings, []string{SettingCost}) {
+		return r.writeCostOnly(stdout)
+	}
 	var pts []TimelinePoint
 	for _, tool := range []string{ToolHBD, ToolKeepalived} {
 		if t, ok := medianRun(r.timelines[tool]); ok {
@@ -381,6 +439,39 @@ func (r *runner) write(stdout io.Writer) error {
 		}
 	}
 	return render(r.o.Out, r.samples, pts, stdout)
+}
+
+// writeCostOnly merges a cost-only run into --out's samples.csv: the
+// earlier cost samples are replaced, everything else is kept, and the
+// table and plots are drawn again from the result.
+func (r *runner) writeCostOnly(stdout io.Writer) error {
+	path := filepath.Join(r.o.Out, "samples.csv")
+	var old []Sample
+	if f, err := os.Open(path); err == nil {
+		old, err = ReadCSV(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("bench: merging into %s: %w", path, err)
+		}
+	}
+	var merged []Sample
+	for _, s := range old {
+		if s.Scenario != ScenarioCost && !slices.Contains(CostSettings, s.Setting) {
+			merged = append(merged, s)
+		}
+	}
+	merged = append(merged, r.samples...)
+	if err := writeFile(path, func(w io.Writer) error { return WriteCSV(w, merged) }); err != nil {
+		return err
+	}
+	var pts []TimelinePoint
+	if tf, err := os.Open(filepath.Join(r.o.Out, "timeline.csv")); err == nil {
+		defer tf.Close()
+		if pts, err = ReadTimelineCSV(tf); err != nil {
+			return err
+		}
+	}
+	return render(r.o.Out, merged, pts, stdout)
 }
 
 // medianRun picks the run whose gap is the median one.

@@ -209,7 +209,9 @@ func (p *kaPair) start(ctx context.Context, hbdBin string) error {
 // answers /healthz.
 func startApp(ctx context.Context, l *lab.Lab, bin, host, redis string) error {
 	pr, err := l.Start(host, []string{bin, "webapp", "--node", host, "--version", "v1",
-		"--listen", fmt.Sprintf(":%d", appPort), "--redis", "redis://" + redis + "/0", "--drain-timeout", "3s"},
+		"--listen", fmt.Sprintf(":%d", appPort), "--redis", "redis://" + redis + "/0", "--drain-timeout", "3s",
+		// The hosts share one file system: an admin socket each.
+		"--admin", "unix:" + filepath.Join(l.Dir(), host+"-admin.sock")},
 		lab.ProcOptions{Name: "webapp"})
 	if err != nil {
 		return fmt.Errorf("bench: starting the web app on %s: %w", host, err)

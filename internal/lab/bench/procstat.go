@@ -154,3 +154,39 @@ func treeSwitches(pids []int) uint64 {
 	}
 	return sum
 }
+
+// parsePss returns the proportional set size in kB from the text of
+// /proc/PID/smaps_rollup: pages shared with other processes (the same
+// binary's text in the peer's namespace, libc) count in part.
+func parsePss(rollup string) (uint64, error) {
+	sc := bufio.NewScanner(strings.NewReader(rollup))
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "Pss:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, fmt.Errorf("bench: /proc smaps_rollup Pss %q", rest)
+		}
+		return strconv.ParseUint(f[0], 10, 64)
+	}
+	return 0, errors.New("bench: /proc smaps_rollup: no Pss")
+}
+
+// treePSS sums PSS (kB) over the processes.
+func treePSS(pids []int) (uint64, error) {
+	var sum uint64
+	for _, p := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", p))
+		if err != nil {
+			return 0, fmt.Errorf("bench: reading PSS of pid %d: %w", p, err)
+		}
+		k, err := parsePss(string(b))
+		if err != nil {
+			return 0, err
+		}
+		sum += k
+	}
+	return sum, nil
+}

@@ -111,9 +111,12 @@ func fixture() []Sample {
 	add(ToolHBD, SettingMatched, ScenarioCrash, "dead_host_vip_ms", 1700, 1800)
 	add(ToolKeepalived, SettingMatched, ScenarioCrash, "dead_host_vip_ms", 10000, 10000)
 	add(ToolKeepalived, SettingMatched, ScenarioCrash, "dead_host_vip_cap_ms", 10000)
-	add(ToolHBD, SettingMatched, ScenarioCost, "cpu_backup_pct", 0.4)
-	add(ToolKeepalived, SettingMatched, ScenarioCost, "cpu_backup_pct", 0.05)
-	add(ToolHBD, SettingMatched, ScenarioCost, "rss_master_mb", 16)
+	add(ToolHBD, "cost 10ms", ScenarioCost, "cpu_backup_pct", 0.4)
+	add(ToolKeepalived, "cost 10ms", ScenarioCost, "cpu_backup_pct", 0.05)
+	add(ToolHBD, "cost 5ms", ScenarioCost, "cpu_master_pct", 0.8)
+	add(ToolKeepalived, "cost 5ms", ScenarioCost, "cpu_master_pct", 0.3)
+	add(ToolHBD, "cost 5ms", ScenarioCost, "rss_master_mb", 14)
+	add(ToolHBD, "cost 5ms", ScenarioCost, "rss_backup_mb", 16)
 	add(ToolHBD, SettingDefaults, "config", "interval_ms", 50)
 	add(ToolHBD, SettingDefaults, "config", "detect_ms", 300)
 	add(ToolKeepalived, SettingDefaults, "config", "interval_ms", 1000)
@@ -139,8 +142,10 @@ func TestEvaluateTargets(t *testing.T) {
 		"matched/failed_new":       "yes",  // hbd 0
 		"matched/failed_keepalive": "none", // no data
 		"matched/dead_host_vip_ms": "yes",
-		"matched/cpu_backup_pct":   "no", // 0.4 > 2 × 0.05
-		"matched/rss_master_mb":    "yes",
+		"cost 10ms/cpu_backup_pct": "no",  // 0.4 > 0.05
+		"cost 5ms/cpu_master_pct":  "yes", // 0.8% ≤ 1% of a core, whatever keepalived costs
+		"cost 5ms/rss_master_mb":   "yes",
+		"cost 5ms/rss_backup_mb":   "no",   // 16 > 15 MB
 		"matched/failed_probes":    "none", // no target
 	} {
 		m := got[key]
@@ -286,6 +291,13 @@ func TestParseProc(t *testing.T) {
 	if _, err := parseVmHWM("Name:\tx\n"); err == nil {
 		t.Error("status without VmHWM accepted")
 	}
+	rollup := "55d0-7ffd ---p 00000000 00:00 0  [rollup]\nRss:               10240 kB\nPss:                6144 kB\nPss_Anon:           4096 kB\n"
+	if got, err := parsePss(rollup); err != nil || got != 6144 {
+		t.Errorf("parsePss = %d, %v; want 6144", got, err)
+	}
+	if _, err := parsePss("Rss: 1 kB\n"); err == nil {
+		t.Error("smaps_rollup without Pss accepted")
+	}
 }
 
 // results builds probe results: each entry is start offset, duration (ms),
@@ -415,7 +427,7 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.Runs != 2 || o.Soak != 10*time.Second || o.Cost != 5*time.Second || o.Out != "docs/benchmarks" || o.Bin != "/x/hbd" || len(o.Settings) != 3 {
+	if o.Runs != 2 || o.Soak != 10*time.Second || o.Cost != 5*time.Second || o.Out != "docs/benchmarks" || o.Bin != "/x/hbd" || len(o.Settings) != 4 {
 		t.Errorf("smoke options %+v", o)
 	}
 	o, err = parseFlags([]string{"--smoke", "--runs", "3", "--settings", "matched", "--bin", "hbd"}, io.Discard)

@@ -22,7 +22,15 @@ const (
 	SettingDefaults = "defaults"
 	SettingMatched  = "matched"
 	SettingFastest  = "fastest"
+	// SettingCost (in --settings) runs only the idle cost, at three
+	// heartbeats; its samples carry one of the CostSettings.
+	SettingCost = "cost"
 )
+
+// CostSettings are the idle-cost runs: hbd at its 5 ms default, and both
+// tools at a 10 ms and a 100 ms heartbeat (keepalived's fastest advert is
+// 10 ms, so it runs at 10 ms next to hbd's 5 ms default).
+var CostSettings = []string{"cost 5ms", "cost 10ms", "cost 100ms"}
 
 // Scenarios.
 const (

@@ -275,8 +275,9 @@ func (r *runner) crash(ctx context.Context, p pair, set string, run int) error {
 }
 
 // cost measures each daemon's CPU (user + sys of its process tree) over an
-// idle window, master and backup, both tools at once, and its peak RSS.
-func (r *runner) cost(ctx context.Context, ps []pair) error {
+// idle window, master and backup, both tools at once, its context
+// switches, its peak RSS and its PSS at the end.
+func (r *runner) cost(ctx context.Context, ps []pair, set string) error {
 	for _, p := range ps {
 		if err := waitStable(ctx, p, stableLimit); err != nil {
 			return err
@@ -319,14 +320,19 @@ func (r *runner) cost(ctx context.Context, ps []pair) error {
 		if err != nil {
 			return err
 		}
+		pss, err := treePSS(pr.pids)
+		if err != nil {
+			return err
+		}
 		cpu := float64(t1-pr.t0) / clockTicks / window.Seconds() * 100
 		rss := float64(hwm) / 1024
 		wake := float64(treeSwitches(pr.pids)-pr.sw0) / window.Seconds()
-		r.add(pr.tool, SettingMatched, ScenarioCost, 1, "cpu_"+pr.role+"_pct", cpu)
-		r.add(pr.tool, SettingMatched, ScenarioCost, 1, "rss_"+pr.role+"_mb", rss)
-		r.add(pr.tool, SettingMatched, ScenarioCost, 1, "wakeups_"+pr.role+"_per_s", wake)
-		r.logf("%-10s idle as %-6s over %s: CPU %.3f%% of a core (%d processes), %.0f wakeups/s, peak RSS %.1f MB",
-			pr.tool, pr.role, window.Round(time.Second), cpu, len(pr.pids), wake, rss)
+		r.add(pr.tool, set, ScenarioCost, 1, "cpu_"+pr.role+"_pct", cpu)
+		r.add(pr.tool, set, ScenarioCost, 1, "rss_"+pr.role+"_mb", rss)
+		r.add(pr.tool, set, ScenarioCost, 1, "pss_"+pr.role+"_mb", float64(pss)/1024)
+		r.add(pr.tool, set, ScenarioCost, 1, "wakeups_"+pr.role+"_per_s", wake)
+		r.logf("%-10s %s idle as %-6s over %s: CPU %.3f%% of a core (%d processes), %.0f wakeups/s, peak RSS %.1f MB, PSS %.1f MB",
+			pr.tool, set, pr.role, window.Round(time.Second), cpu, len(pr.pids), wake, rss, float64(pss)/1024)
 	}
 	return nil
 }

@@ -43,7 +43,7 @@ func hbdMaxAtMost(v float64, text string) *target {
 
 // rowDefs lists the table's rows in order.
 func rowDefs(capMS float64) []rowDef {
-	return []rowDef{
+	rows := []rowDef{
 		{"cable pull → first good response", SettingDefaults, ScenarioCablePull, "gap_ms", "ms", 0, ratioAtMost(0.1, "hbd ≤ 1/10 × keepalived")},
 		{"  failed probes", SettingDefaults, ScenarioCablePull, "failed_probes", "", 0, nil},
 		{"cable pull → first good response", SettingMatched, ScenarioCablePull, "gap_ms", "ms", 0, ratioAtMost(1, "hbd ≤ keepalived")},
@@ -59,13 +59,33 @@ func rowDefs(capMS float64) []rowDef {
 		{"kill -9 master daemon → first answer from the standby", SettingMatched, ScenarioCrash, "failover_ms", "ms", 0, nil},
 		{"  failed probes", SettingMatched, ScenarioCrash, "failed_probes", "", 0, nil},
 		{"kill -9: dead host keeps the VIP for", SettingMatched, ScenarioCrash, "dead_host_vip_ms", "ms", capMS, hbdMaxAtMost(3000, "hbd ≤ 3 s")},
-		{"idle CPU as master", SettingMatched, ScenarioCost, "cpu_master_pct", "% core", 0, ratioAtMost(2, "hbd ≤ 2 × keepalived")},
-		{"idle CPU as backup", SettingMatched, ScenarioCost, "cpu_backup_pct", "% core", 0, ratioAtMost(2, "hbd ≤ 2 × keepalived")},
-		{"  context switches (wakeups) as master", SettingMatched, ScenarioCost, "wakeups_master_per_s", "/s", 0, nil},
-		{"  context switches (wakeups) as backup", SettingMatched, ScenarioCost, "wakeups_backup_per_s", "/s", 0, nil},
-		{"peak RSS as master (VmHWM)", SettingMatched, ScenarioCost, "rss_master_mb", "MB", 0, hbdMaxAtMost(25, "hbd ≤ 25 MB")},
-		{"peak RSS as backup (VmHWM)", SettingMatched, ScenarioCost, "rss_backup_mb", "MB", 0, hbdMaxAtMost(25, "hbd ≤ 25 MB")},
 	}
+	return append(rows, costRows()...)
+}
+
+// costRows are the idle-cost rows, per CostSettings: CPU at most
+// keepalived's at the same heartbeat, and at most 1% of a core at hbd's
+// 5 ms default (keepalived cannot beat that fast); RSS at most 15 MB.
+func costRows() []rowDef {
+	var rows []rowDef
+	for i, set := range CostSettings {
+		cpu := ratioAtMost(1, "hbd ≤ keepalived")
+		if i == 0 {
+			cpu = hbdMaxAtMost(1, "hbd ≤ 1% of a core")
+		}
+		for _, role := range []string{"master", "backup"} {
+			rows = append(rows,
+				rowDef{"idle CPU as " + role, set, ScenarioCost, "cpu_" + role + "_pct", "% core", 0, cpu},
+				rowDef{"  context switches (wakeups) as " + role, set, ScenarioCost, "wakeups_" + role + "_per_s", "/s", 0, nil})
+		}
+	}
+	for _, role := range []string{"master", "backup"} {
+		set := CostSettings[0]
+		rows = append(rows,
+			rowDef{"peak RSS as " + role + " (VmHWM)", set, ScenarioCost, "rss_" + role + "_mb", "MB", 0, hbdMaxAtMost(15, "hbd ≤ 15 MB")},
+			rowDef{"PSS as " + role, set, ScenarioCost, "pss_" + role + "_mb", "MB", 0, nil})
+	}
+	return rows
 }
 
 // RowResult is one evaluated row, for callers that want the verdicts.
@@ -185,7 +205,7 @@ func orDash(s string) string {
 // the samples of scenario "config".
 func WriteSettings(w io.Writer, samples []Sample) error {
 	rows := [][]string{{"setting", "tool", "heartbeat / advert interval", "declared dead after", "notes"}}
-	for _, set := range []string{SettingDefaults, SettingMatched, SettingFastest} {
+	for _, set := range append([]string{SettingDefaults, SettingMatched, SettingFastest}, CostSettings...) {
 		for _, tool := range []string{ToolHBD, ToolKeepalived} {
 			iv := Values(samples, tool, set, "config", "interval_ms")
 			dd := Values(samples, tool, set, "config", "detect_ms")

@@ -167,7 +167,7 @@ func (c *Cluster) config(n *Node, prio int) string {
 		if c.Opts.AppTrack {
 			fmt.Fprintf(&b, "tracks:\n  - name: webapp\n    type: http\n    url: http://127.0.0.1:%d/healthz\n    interval: 100ms\n    rise: 2\n    fall: 2\n    fault: true\n", Port)
 		}
-		b.WriteString("drain:\n  url: http://127.0.0.1:8081/admin/drain\n  inflight_url: http://127.0.0.1:8081/admin/inflight\n  undrain_url: http://127.0.0.1:8081/admin/undrain\n  timeout: 5s\n")
+		fmt.Fprintf(&b, "drain:\n  socket: %s\n  url: http://localhost/admin/drain\n  inflight_url: http://localhost/admin/inflight\n  undrain_url: http://localhost/admin/undrain\n  timeout: 5s\n", c.AdminSocket(n.Name))
 	}
 	b.WriteString(c.Opts.Extra[n.Name])
 	return b.String()
@@ -197,12 +197,19 @@ func (c *Cluster) StartHbd(ctx context.Context, name string) error {
 	}
 }
 
+// AdminSocket is the path of a node's web app admin socket (the hosts
+// share one file system, so each has its own).
+func (c *Cluster) AdminSocket(name string) string {
+	return filepath.Join(c.Lab.Dir(), name+"-admin.sock")
+}
+
 // StartApp starts (or restarts) a node's web app with a version string and
 // waits until it answers /healthz on the host's own address.
 func (c *Cluster) StartApp(name, version string) error {
 	n := c.Nodes[name]
 	p, err := c.Lab.Start(name, []string{c.Opts.Bin, "webapp", "--node", name, "--version", version,
-		"--listen", fmt.Sprintf(":%d", Port), "--redis", "redis://" + c.Redis + "/0", "--drain-timeout", "3s"}, lab.ProcOptions{Name: "webapp"})
+		"--listen", fmt.Sprintf(":%d", Port), "--redis", "redis://" + c.Redis + "/0", "--drain-timeout", "3s",
+		"--admin", "unix:" + c.AdminSocket(name)}, lab.ProcOptions{Name: "webapp"})
 	if err != nil {
 		return fmt.Errorf("cluster: starting the web app on %s: %w", name, err)
 	}

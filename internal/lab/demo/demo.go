@@ -669,11 +669,12 @@ func (r *runner) keep() error {
 	}
 	r.rep.Kept = r.st
 	w, bin, ns := r.o.Stdout, r.o.Bin, r.st.ClientNetns
+	lab := labCommand()
 	fmt.Fprintf(w, "\nThe lab %s keeps running (--keep); its state is in %s.\n", r.st.ID, filepath.Join(r.st.Dir, StateFile))
 	fmt.Fprintf(w, "  the page through the VIP, from the client namespace:\n")
 	fmt.Fprintf(w, "    sudo ip netns exec %s curl -si %s\n", ns, cluster.URL("/api/whoami"))
 	fmt.Fprintf(w, "  in a browser on this machine, forward 127.0.0.1:8080 into the client namespace:\n")
-	fmt.Fprintf(w, "    sudo %s lab forward        then open http://127.0.0.1:8080/\n", bin)
+	fmt.Fprintf(w, "    sudo %s forward        then open http://127.0.0.1:8080/\n", lab)
 	// socat splits addresses at colons, hence the escaped ones inside EXEC.
 	fmt.Fprintf(w, "    or with socat: sudo socat TCP-LISTEN:8080,bind=127.0.0.1,reuseaddr,fork EXEC:'ip netns exec %s socat STDIO TCP\\:%s\\:%d'\n", ns, cluster.VIP4.Addr(), cluster.Port)
 	fmt.Fprintf(w, "  drive it:\n")
@@ -681,8 +682,17 @@ func (r *runner) keep() error {
 	fmt.Fprintf(w, "    sudo %s handover -s %s\n", bin, r.c.Nodes["pc01"].Socket)
 	fmt.Fprintf(w, "    logs: %s/*.log\n", r.st.Dir)
 	fmt.Fprintf(w, "  remove it all (processes by PID, namespaces by name):\n")
-	fmt.Fprintf(w, "    sudo %s lab down\n", bin)
+	fmt.Fprintf(w, "    sudo %s down\n", lab)
 	return nil
+}
+
+// labCommand is how to call hbd-lab again: this very binary when it is
+// hbd-lab, else by name.
+func labCommand() string {
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "hbd-lab" {
+		return exe
+	}
+	return "hbd-lab"
 }
 
 // waitFor polls cond every `every` until it holds, limit passes or ctx ends.

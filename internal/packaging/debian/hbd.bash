@@ -68,9 +68,10 @@ _hbd() {
 		;;
 	webapp)
 		case $prev in
-		-admin|--admin|-cluster-addrs|--cluster-addrs|-drain-timeout|--drain-timeout|-listen|--listen|-log-level|--log-level|-node|--node|-redis|--redis|-redis-password|--redis-password|-redis-user|--redis-user|-sentinel-addrs|--sentinel-addrs|-sentinel-master|--sentinel-master|-session-ttl|--session-ttl|-version|--version) COMPREPLY=(); return ;;
+		-admin-token-file|--admin-token-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+		-admin|--admin|-admin-group|--admin-group|-cluster-addrs|--cluster-addrs|-drain-timeout|--drain-timeout|-listen|--listen|-log-level|--log-level|-node|--node|-redis|--redis|-redis-password|--redis-password|-redis-user|--redis-user|-sentinel-addrs|--sentinel-addrs|-sentinel-master|--sentinel-master|-session-ttl|--session-ttl|-version|--version) COMPREPLY=(); return ;;
 		esac
-		COMPREPLY=($(compgen -W '--admin --cluster-addrs --cookie-secure --drain-timeout --listen --log-level --node --redis --redis-password --redis-tls --redis-user --sentinel-addrs --sentinel-master --session-ttl --version --help' -- "$cur"))
+		COMPREPLY=($(compgen -W '--admin --admin-group --admin-token-file --cluster-addrs --cookie-secure --drain-timeout --listen --log-level --node --redis --redis-password --redis-tls --redis-user --sentinel-addrs --sentinel-master --session-ttl --version --help' -- "$cur"))
 		;;
 	esac
 }

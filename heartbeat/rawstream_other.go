@@ -1,0 +1,10 @@
+//go:build !linux
+
+package heartbeat
+
+import (
+	"io"
+	"net"
+)
+
+func streamIO(conn net.Conn) io.ReadWriter { return conn }

@@ -1,0 +1,37 @@
+package keepalived
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FuzzImport feeds arbitrary text to the keepalived importer: it must never
+// panic, and must either produce YAML or list the problems, each on a line
+// of the input.
+func FuzzImport(f *testing.F) {
+	for _, name := range []string{"basic.conf", "fractional.conf", "scripts.conf"} {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte("vrrp_instance VI_1 {\n  state MASTER\n  virtual_ipaddress {\n    198.51.100.10/24\n  }\n"))
+	f.Add([]byte("global_defs { } }"))
+	f.Add([]byte("include /etc/keepalived/*.conf\n"))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		res, err := Import(src, Options{File: "keepalived.conf", Node: "pc01", Listen: "198.51.100.11"})
+		if err != nil {
+			var ps Problems
+			if !errors.As(err, &ps) || len(ps) == 0 {
+				t.Fatalf("error %v is not a list of problems", err)
+			}
+			return
+		}
+		if res == nil || len(res.YAML) == 0 {
+			t.Fatalf("no error and no YAML: %+v", res)
+		}
+	})
+}
