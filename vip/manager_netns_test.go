@@ -63,7 +63,10 @@ func TestClaimRelease(t *testing.T) {
 	}
 	took := time.Since(start)
 	t.Logf("Claim (2 addresses, first announcement, sockets opened) took %v", took)
-	if took > 500*time.Millisecond { // "a few ms"; generous for a noisy machine
+	// Claim takes a few ms; how fast is the benchmark's business. This only
+	// catches a claim that waits on something (a timeout, a retry loop),
+	// with room for parallel tests on two loaded cores.
+	if took > 5*time.Second {
 		t.Errorf("Claim took %v", took)
 	}
 	start = time.Now()

@@ -162,8 +162,10 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 		m.endYield() // the handover completed
 	}
 	// A Released frame names us; a yielding master's heartbeats name us too,
-	// in case the Released frame was lost on both paths.
-	if h.Target == m.cfg.Node && h.State != Master && m.state == Backup && m.eligible() {
+	// in case the Released frame was lost on both paths. Another master we
+	// hear (the other side of a split brain the releaser could not hear)
+	// still holds the VIP: then evaluate decides, as for any backup.
+	if h.Target == m.cfg.Node && h.State != Master && m.state == Backup && m.eligible() && m.aliveMaster(now) == nil {
 		m.tryClaim(now, CauseReleased, h.Node+" released the VIP to us")
 	}
 	m.evaluate(now)

@@ -10,7 +10,10 @@ import (
 // An in-memory network of machines, in the manner of etcd raft's tests:
 // frames are delivered after a fixed delay unless the link is cut, time
 // advances in exact 1 ms steps, and the VIP is modelled with its kernel
-// lifetime so that a dead daemon's VIP expires as it would on Linux.
+// lifetime so that a dead daemon's VIP expires as it would on Linux. The
+// network also records, for each pair of nodes, since when they can hear
+// each other, which the safety rule is stated in (see safety), and can
+// model the witness (attachWitness).
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -54,6 +57,20 @@ type network struct {
 	double time.Duration          // total time with two or more holders
 	lease  func(*simNode, Action) // the witness, if any
 	timers []simTimer
+	// hearing maps a pair of nodes (in name order) that can hear each
+	// other to the time since when they can; a pair that cannot is absent.
+	hearing map[[2]string]time.Time
+	broken  breakage // a deliberately broken rule (self-checks only)
+}
+
+// breakage is a deliberately broken rule imposed on the real core, to show
+// that the safety check catches it (TestPropertyCatchesBrokenCores).
+type breakage struct {
+	name string
+	// step runs after every simulated millisecond on each running node.
+	step func(n *network, node *simNode)
+	// heard rewrites a frame before the receiver sees it.
+	heard func(to *simNode, h Heard) Heard
 }
 
 type simTimer struct {
@@ -73,7 +90,7 @@ func cfgFor(name string, prio, peers int) Config {
 }
 
 func newNetwork(t *testing.T, cfgs ...Config) *network {
-	n := &network{t: t, now: t0, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}}
+	n := &network{t: t, now: t0, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, hearing: map[[2]string]time.Time{}}
 	for _, c := range cfgs {
 		n.nodes[c.Node] = &simNode{name: c.Node, m: New(c, t0), link: true}
 		n.names = append(n.names, c.Node)
@@ -142,7 +159,11 @@ func (n *network) run(d time.Duration) {
 		n.queue = rest
 		for _, msg := range due {
 			if to := n.nodes[msg.to]; !to.down && to.link && !n.cut[[2]string{msg.from, msg.to}] {
-				n.apply(to, to.m.Receive(n.now, msg.h))
+				h := msg.h
+				if n.broken.heard != nil {
+					h = n.broken.heard(to, h)
+				}
+				n.apply(to, to.m.Receive(n.now, h))
 			}
 		}
 		var keep []simTimer
@@ -164,10 +185,63 @@ func (n *network) run(d time.Duration) {
 				n.apply(node, node.m.Tick(n.now))
 			}
 		}
+		if n.broken.step != nil {
+			for _, name := range n.names {
+				if node := n.nodes[name]; !node.down {
+					n.broken.step(n, node)
+				}
+			}
+		}
 		if len(n.holders()) > 1 {
 			n.double += simStep
 		}
+		n.trackHearing()
 	}
+}
+
+// canHear reports whether a and b exchange frames: both run, both links
+// are up and the path between them is not cut either way.
+func (n *network) canHear(a, b *simNode) bool {
+	return !a.down && !b.down && a.link && b.link && !n.cut[[2]string{a.name, b.name}] && !n.cut[[2]string{b.name, a.name}]
+}
+
+func (n *network) trackHearing() {
+	for i, a := range n.names {
+		for _, b := range n.names[i+1:] {
+			k := [2]string{a, b}
+			_, was := n.hearing[k]
+			switch now := n.canHear(n.nodes[a], n.nodes[b]); {
+			case now && !was:
+				n.hearing[k] = n.now
+			case !now && was:
+				delete(n.hearing, k)
+			}
+		}
+	}
+}
+
+// safety checks the election's safety rule at this instant. With a witness
+// no two nodes ever hold the VIP. Without one, two nodes may hold it only
+// while they cannot hear each other (a partition, a pulled cable, a frozen
+// or dead daemon whose VIP has not expired yet), and for at most grace once
+// they can again: dead_after plus the claim, the time the loser needs to
+// hear the winner and step down. Two holders that could hear each other for
+// longer than that are a split brain the core made itself.
+func (n *network) safety(witness bool, grace time.Duration) error {
+	h := n.holders()
+	for i, a := range h {
+		for _, b := range h[i+1:] {
+			if witness {
+				return fmt.Errorf("%s and %s both hold the VIP with a witness; %s", a, b, n.states())
+			}
+			since, ok := n.hearing[[2]string{a, b}]
+			if ok && n.now.Sub(since) > grace {
+				return fmt.Errorf("%s and %s both hold the VIP although they have heard each other for %s (grace %s); %s",
+					a, b, n.now.Sub(since), grace, n.states())
+			}
+		}
+	}
+	return nil
 }
 
 func (n *network) holders() []string {
@@ -576,4 +650,36 @@ func TestFlapDampingEscalates(t *testing.T) {
 	if n.double != 0 {
 		t.Errorf("two holders for %s", n.double)
 	}
+}
+
+// Found by the property test: with three nodes, a partition between b and
+// c makes both master; a (the best) wakes from a stall, hears both and is
+// held down. When c hands over to a, a must not claim while it still hears
+// b as master: the two would hold the VIP while they hear each other.
+func TestReleasedTargetWaitsForTheOtherMaster(t *testing.T) {
+	n := newNetwork(t, cfgFor("a", 35, 2), cfgFor("b", 32, 2), cfgFor("c", 2, 2))
+	grace := simDeadAfter + simInterval
+	run := func(d time.Duration) {
+		for end := n.now.Add(d); n.now.Before(end); {
+			n.run(simStep)
+			if err := n.safety(false, grace); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run(8 * time.Millisecond)
+	n.cut[[2]string{"b", "c"}], n.cut[[2]string{"c", "b"}] = true, true
+	run(7 * time.Millisecond)
+	n.nodes["a"].down = true // a claimed at once; now it stalls
+	run(690 * time.Millisecond)
+	n.nodes["a"].down = false
+	run(480 * time.Millisecond)
+	n.mustState("b", Master)
+	n.mustState("c", Master)
+	acts, err := n.nodes["c"].m.Release(n.now, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.apply(n.nodes["c"], acts)
+	run(2 * time.Second)
 }

@@ -26,7 +26,18 @@ func witnessCfg(name string, prio int, bypass bool) Config {
 
 func witnessPair(t *testing.T, bypass bool) (*network, *simWitness) {
 	n := newNetwork(t, witnessCfg("pc01", 150, bypass), witnessCfg("pc02", 100, bypass))
-	w := &simWitness{reach: map[string]bool{"pc01": true, "pc02": true}, ttl: simTTL}
+	w := n.attachWitness(simTTL)
+	n.until(2*time.Second, "pc01 master", n.onlyHolder("pc01"))
+	return n, w
+}
+
+// attachWitness makes the network's lease actions talk to a simulated
+// witness that every node can reach until told otherwise.
+func (n *network) attachWitness(ttl time.Duration) *simWitness {
+	w := &simWitness{reach: map[string]bool{}, ttl: ttl}
+	for _, name := range n.names {
+		w.reach[name] = true
+	}
 	n.lease = func(node *simNode, a Action) {
 		r := LeaseReply{Op: a.Lease}
 		switch {
@@ -48,10 +59,21 @@ func witnessPair(t *testing.T, bypass bool) (*network, *simWitness) {
 		if a.Lease == LeaseRelease {
 			return
 		}
-		n.later(n.now.Add(simDelay), func() { n.apply(node, node.m.LeaseResult(n.now, r)) })
+		m := node.m
+		var deliver func()
+		deliver = func() {
+			switch {
+			case node.m != m: // restarted: the answer went to the old process
+			case node.down: // frozen: by the time it wakes, the call has timed out
+				r = LeaseReply{Op: r.Op, Unreachable: true}
+				n.later(n.now.Add(simStep), deliver)
+			default:
+				n.apply(node, m.LeaseResult(n.now, r))
+			}
+		}
+		n.later(n.now.Add(simDelay), deliver)
 	}
-	n.until(2*time.Second, "pc01 master", n.onlyHolder("pc01"))
-	return n, w
+	return w
 }
 
 func TestWitnessPartitionNeverTwoHolders(t *testing.T) {

@@ -282,7 +282,8 @@ func (d *Daemon) run(ctx context.Context) error {
 			}
 		})
 	})
-	spawn("notify hooks", func(ctx context.Context) error { d.hooks.Run(ctx); return nil })
+	hooks := d.hooks // a reload replaces d.hooks in the loop and runs the new one itself
+	spawn("notify hooks", func(ctx context.Context) error { hooks.Run(ctx); return nil })
 	if d.leaser != nil {
 		spawn("witness", func(ctx context.Context) error { return d.leaser.run(ctx, d) })
 	}

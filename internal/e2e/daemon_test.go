@@ -33,16 +33,14 @@ func TestCablePullMovesVIPAndARP(t *testing.T) {
 
 	// Plug the cable back while sampling both hosts every 10 ms: never two
 	// holders. With preempt (the default) pc01 gets the VIP back by handover.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s := c.Lab.SampleHolders(ctx, []string{"pc01", "pc02"}, lab.HostIf, cluster.VIP4, 10*time.Millisecond)
+	s := watchHolders(t, c)
 	must(t, c.Lab.CablePlug("pc01"))
 	_, err = c.WaitOnlyHolder("pc01", 10*time.Second)
 	must(t, err)
 	time.Sleep(500 * time.Millisecond)
-	s.Stop()
-	if n := s.MaxConcurrentHolders(); n > 1 {
-		t.Errorf("two hosts held the VIP after the cable came back:\n%s", s.Timeline())
+	must(t, s.Stop())
+	if n := holders(t, s).MaxConcurrent(); n > 1 {
+		t.Errorf("two hosts held the VIP after the cable came back:\n%s", holders(t, s))
 	}
 	waitServedBy(t, c, cluster.URL("/api/whoami"), "pc01", 5*time.Second)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,58 +18,40 @@ import (
 
 var bothNodes = []string{"pc01", "pc02"}
 
-// watchVIP follows the IPv4 VIP on both hosts through rtnetlink events
-// (lab.AddrWatch): "never two holders" is judged in the kernel's order of
-// changes, not by sampling.
-func watchVIP(t *testing.T, c *cluster.Cluster) *lab.AddrWatch {
+// stopped stops w and returns its whole timeline (see holders).
+func stopped(t *testing.T, w *lab.HolderWatch) lab.HolderSamples {
 	t.Helper()
-	w, err := c.Lab.WatchAddr(context.Background(), bothNodes, lab.HostIf, cluster.VIP4.Addr())
-	must(t, err)
-	t.Cleanup(w.Stop)
-	return w
+	must(t, w.Stop())
+	return holders(t, w)
 }
 
-// neverTwo stops w and fails the test if two hosts ever held the VIP.
-func neverTwo(t *testing.T, w *lab.AddrWatch) {
+// neverTwo fails the test if two hosts ever held the VIP.
+func neverTwo(t *testing.T, s lab.HolderSamples) {
 	t.Helper()
-	w.Stop()
-	must(t, w.Err())
-	if w.MaxHolders() > 1 {
-		t.Errorf("two hosts held the VIP at once; address events in kernel order:\n%s", describeEvents(w.Events()))
+	if s.MaxConcurrent() > 1 {
+		t.Errorf("two hosts held the VIP at once; changes in kernel order:\n%s", describeChanges(s))
 	}
 }
 
-// noBlackout fails the test if, after its first event, nobody held the VIP
-// for longer than a handover takes (limit), or nobody holds it at the end.
-func noBlackout(t *testing.T, w *lab.AddrWatch, limit time.Duration) {
+// noBlackout fails the test if nobody held the VIP for longer than a
+// handover takes (limit), or nobody holds it at the end.
+func noBlackout(t *testing.T, s lab.HolderSamples, limit time.Duration) {
 	t.Helper()
-	es := w.Events()
-	for i, e := range es {
-		if e.Holders != 0 {
-			continue
-		}
-		end := time.Now()
-		if i+1 < len(es) {
-			end = es[i+1].At
-		}
-		if d := end.Sub(e.At); d > limit {
-			t.Errorf("nobody held the VIP for %s after event %d; events:\n%s", d.Round(time.Millisecond), e.Seq, describeEvents(es))
+	for i, x := range s {
+		if len(x.Holders) == 0 && i+1 < len(s) && s[i+1].At.Sub(x.At) > limit {
+			t.Errorf("nobody held the VIP for %s; changes:\n%s", s[i+1].At.Sub(x.At).Round(time.Millisecond), describeChanges(s))
 			return
 		}
 	}
-	if len(w.Holders()) != 1 {
-		t.Errorf("holders at the end %v, want one", w.Holders())
+	if len(s) == 0 || len(s[len(s)-1].Holders) != 1 {
+		t.Errorf("holders at the end: want one; changes:\n%s", describeChanges(s))
 	}
 }
 
-func describeEvents(es []lab.AddrEvent) string {
+func describeChanges(s lab.HolderSamples) string {
 	var b strings.Builder
-	for _, e := range es {
-		verb := "deleted"
-		if e.Added {
-			verb = "added/renewed"
-		}
-		fmt.Fprintf(&b, "  #%d %s %s %s → %d holder(s)\n", e.Seq, e.At.Format("15:04:05.000000"), e.Host, verb, e.Holders)
+	for _, c := range s.Changes() {
+		fmt.Fprintf(&b, "  %s %v\n", c.At.Format("15:04:05.000000"), c.Holders)
 	}
 	return b.String()
 }
@@ -179,28 +162,19 @@ func TestRedisDownKeepsVIP(t *testing.T) {
 			waitReady(t, c, "pc01", "pc02")
 			hc := sessionClient(c)
 			saveName(t, hc, "小潘")
-			w := watchVIP(t, c)
+			w := watchHolders(t, c)
 			restart := redisDown(t, c)
 			checkRedisDown(t, c, hc, tt.still)
 			restart()
 			checkSessionBack(t, hc, "小潘")
-			neverTwo(t, w)
-			noBlackout(t, w, 500*time.Millisecond)
-			if hs := w.Holders(); tt.still && (len(hs) != 1 || hs[0] != "pc01" || len(w.Events()) > 0 && countDeletes(w.Events()) > 0) {
-				t.Errorf("the VIP moved (holders %v); events:\n%s", hs, describeEvents(w.Events()))
+			hs := stopped(t, w)
+			neverTwo(t, hs)
+			noBlackout(t, hs, 500*time.Millisecond)
+			if ch := hs.Changes(); tt.still && (len(ch) != 1 || !slices.Equal(ch[0].Holders, []string{"pc01"})) {
+				t.Errorf("the VIP moved; changes:\n%s", describeChanges(hs))
 			}
 		})
 	}
-}
-
-func countDeletes(es []lab.AddrEvent) int {
-	n := 0
-	for _, e := range es {
-		if !e.Added {
-			n++
-		}
-	}
-	return n
 }
 
 const readyFault = "tracks:\n  - name: ready\n    type: http\n    url: http://127.0.0.1:8080/readyz\n    interval: 100ms\n    rise: 2\n    fall: 2\n    fault: true\n"
@@ -217,15 +191,16 @@ func TestRedisDownWhileCablePulled(t *testing.T) {
 	_, err := c.WaitOnlyHolder("pc02", 5*time.Second)
 	must(t, err)
 	waitServedBy(t, c, cluster.URL("/api/whoami"), "pc02", 5*time.Second)
-	w := watchVIP(t, c)
+	w := watchHolders(t, c)
 	restart := redisDown(t, c)
 	checkRedisDown(t, c, hc, true)
 	restart()
 	checkSessionBack(t, hc, "Alice")
-	neverTwo(t, w)
-	noBlackout(t, w, 0)
-	if hs := w.Holders(); len(hs) != 1 || hs[0] != "pc02" {
-		t.Errorf("holders %v, want [pc02]", hs)
+	hs := stopped(t, w)
+	neverTwo(t, hs)
+	noBlackout(t, hs, 0)
+	if ch := hs.Changes(); len(ch) != 1 || !slices.Equal(ch[0].Holders, []string{"pc02"}) {
+		t.Errorf("the VIP moved off pc02; changes:\n%s", describeChanges(hs))
 	}
 	must(t, c.Lab.CablePlug("pc01"))
 }
@@ -259,7 +234,7 @@ func TestHandoversUnderLoad(t *testing.T) {
 	n := handoverCount(t)
 	c := startElected(t, cluster.Options{AppTrack: true, Preempt: ptr(false)})
 	waitReady(t, c, "pc01", "pc02")
-	w := watchVIP(t, c)
+	w := watchHolders(t, c)
 	ld := c.StartLoad(context.Background())
 	time.Sleep(200 * time.Millisecond)
 	master, standby := "pc01", "pc02"
@@ -277,7 +252,7 @@ func TestHandoversUnderLoad(t *testing.T) {
 	if len(failed) > 0 {
 		t.Errorf("%d of %d requests failed in %d handovers:\n%s", len(failed), total, n, strings.Join(failed, "\n"))
 	}
-	neverTwo(t, w)
+	neverTwo(t, stopped(t, w))
 }
 
 // TestSentinelFailoverDuringHandover: the web apps use Redis through
@@ -302,7 +277,7 @@ func TestSentinelFailoverDuringHandover(t *testing.T) {
 	if got, err := c.Lab.RedisCommand(ctx, master, "WAIT", "1", "2000"); err != nil || got != "1" {
 		t.Fatalf("WAIT for the replica: %q, %v", got, err)
 	}
-	w := watchVIP(t, c)
+	w := watchHolders(t, c)
 	ld := c.StartLoad(ctx)
 	time.Sleep(200 * time.Millisecond)
 
@@ -318,6 +293,7 @@ func TestSentinelFailoverDuringHandover(t *testing.T) {
 	if len(failed) > 0 {
 		t.Errorf("%d of %d whoami requests failed:\n%s", len(failed), total, strings.Join(failed, "\n"))
 	}
-	neverTwo(t, w)
-	noBlackout(t, w, 500*time.Millisecond)
+	hs := stopped(t, w)
+	neverTwo(t, hs)
+	noBlackout(t, hs, 500*time.Millisecond)
 }

@@ -1,6 +1,6 @@
 // Package e2e runs the real hbd binary — daemon and web app — in network
 // namespaces with a real redis-server, and checks the failover story end
-// to end. Every test needs root; under CI=true a missing prerequisite fails.
+// to end. Every test needs root; a missing prerequisite fails (HBD_SKIP_ROOT=1 skips).
 package e2e
 
 import (
@@ -67,4 +67,23 @@ func waitServedBy(t *testing.T, c *cluster.Cluster, url, node string, limit time
 	}
 	t.Fatalf("%s not served by %s within %s (last: %q, %v)", url, node, limit, last, lastErr)
 	return 0
+}
+
+// watchHolders follows who holds the IPv4 VIP on pc01 and pc02 from both
+// hosts' rtnetlink address events, until the test ends.
+func watchHolders(t *testing.T, c *cluster.Cluster) *lab.HolderWatch {
+	t.Helper()
+	w, err := c.Lab.WatchHolders(context.Background(), []string{"pc01", "pc02"}, lab.HostIf, cluster.VIP4)
+	must(t, err)
+	t.Cleanup(func() { _ = w.Stop() })
+	return w
+}
+
+// holders is the watch's timeline so far. A watch that lost events fails
+// the test: it never reads as "not holding".
+func holders(t *testing.T, w *lab.HolderWatch) lab.HolderSamples {
+	t.Helper()
+	s, err := w.Result()
+	must(t, err)
+	return s
 }

@@ -55,6 +55,7 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 	if _, err := c.WaitOnlyHolder("pc02", 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	moved := time.Now() // pc02 alone holds the VIP
 	time.Sleep(500 * time.Millisecond)
 	waitNodeReady(t, c, "pc01")
 	mark2 := time.Now()
@@ -83,7 +84,14 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 			g, _ := rs.GapAround(mark)
 			t.Logf("%s handover %d: %s → %s, gap %s", name, i+1, before, after, g.Duration().Round(time.Millisecond))
 		}
-		served := rs.ServedBy(mark1.Add(100*time.Millisecond), mark2)
+		// Every request started once pc02 alone held the VIP (the first
+		// handover complete) and before the second began is pc02's.
+		served := map[string]int{}
+		for _, r := range rs {
+			if r.OK() && r.Start.After(moved) && r.End().Before(mark2) {
+				served[r.ServedBy]++
+			}
+		}
 		if served["pc02"] == 0 || served["pc01"] > 0 {
 			t.Errorf("%s: between the handovers answers came from %v, want pc02 only", name, served)
 		}
@@ -144,15 +152,25 @@ func sessionClient(c *cluster.Cluster) *http.Client {
 
 func saveName(t *testing.T, hc *http.Client, name string) string {
 	t.Helper()
+	node, err := postName(hc, name)
+	must(t, err)
+	return node
+}
+
+// postName saves name in the session and returns the node that answered;
+// safe to call from any goroutine.
+func postName(hc *http.Client, name string) (string, error) {
 	body, _ := json.Marshal(map[string]string{"name": name})
 	resp, err := hc.Post(cluster.URL("/api/session"), "application/json", strings.NewReader(string(body)))
-	must(t, err)
+	if err != nil {
+		return "", err
+	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("save: %d %s", resp.StatusCode, b)
+		return "", fmt.Errorf("save: %d %s", resp.StatusCode, b)
 	}
-	return resp.Header.Get(lab.HeaderServedBy)
+	return resp.Header.Get(lab.HeaderServedBy), nil
 }
 
 func readName(hc *http.Client) (name, node string, err error) {
@@ -262,6 +280,47 @@ func scrape(t *testing.T, c *cluster.Cluster, node string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestTenHandovers hands the VIP back and forth ten times under a request
+// every 10 ms on new and on keep-alive connections, and reports the gap of
+// each handover (last answer from the old master → first from the new).
+func TestTenHandovers(t *testing.T) {
+	c := startElected(t, cluster.Options{AppTrack: true})
+	waitNodeReady(t, c, "pc02")
+	fresh, kept := probe(c, false), probe(c, true)
+	time.Sleep(200 * time.Millisecond)
+	var marks []time.Time
+	from, to := "pc01", "pc02"
+	for i := 0; i < 10; i++ {
+		waitNodeReady(t, c, to)
+		marks = append(marks, time.Now())
+		handover(t, c, from, to)
+		if _, err := c.WaitOnlyHolder(to, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		from, to = to, from
+	}
+	fresh.Stop()
+	kept.Stop()
+	for name, p := range map[string]*lab.Prober{"new connections": fresh, "keep-alive": kept} {
+		rs := p.Results()
+		var gaps []time.Duration
+		for _, m := range marks {
+			g, _ := rs.GapAround(m.Add(5 * time.Millisecond))
+			gaps = append(gaps, g.Duration().Round(time.Millisecond))
+		}
+		t.Logf("%s: %d requests, %d failed; gaps %v", name, len(rs), rs.Failures(), gaps)
+		if n := rs.Failures(); n > 0 {
+			t.Errorf("%s: %d failed requests", name, n)
+			for _, r := range rs {
+				if !r.OK() {
+					t.Logf("failed: start %s took %s status %d err %s", r.Start.Format("15:04:05.000"), r.Duration, r.Status, r.Err)
+				}
+			}
+		}
+	}
 }
 
 // hbd maintenance on a master hands over first and pins the node out;

@@ -51,20 +51,34 @@ func TestNotifyHooksAndReload(t *testing.T) {
 
 	// Reload: a broken config is refused and the daemon keeps running the
 	// old one; a good one changes the priority live, the VIP staying put.
+	// The broken file also changes the priority to 7, so a daemon that
+	// accepted it (ignoring the misspelt field) would show it.
 	n := c.Nodes["pc02"]
 	good, err := os.ReadFile(n.Config)
 	must(t, err)
-	must(t, os.WriteFile(n.Config, append(append([]byte{}, good...), "prioity: 7\n"...), 0o644))
+	broken := strings.Replace(string(good), "priority: 100", "priority: 7", 1) + "prioity: 7\n"
+	if broken == string(good)+"prioity: 7\n" {
+		t.Fatalf("config has no \"priority: 100\" line:\n%s", good)
+	}
+	must(t, os.WriteFile(n.Config, []byte(broken), 0o644))
 	must(t, n.Hbd.Signal(syscall.SIGHUP))
-	time.Sleep(300 * time.Millisecond)
+	// The refusal is logged when the reload is decided: wait for it, then
+	// the status shows the outcome.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		logb, _ := os.ReadFile(n.Hbd.LogPath())
+		if strings.Contains(string(logb), "reload refused") && strings.Contains(string(logb), "prioity") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line refuses the reload and names the broken field:\n%s", logb)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	st, err := c.Status(context.Background(), "pc02")
 	must(t, err)
 	if st.State != "MASTER" || st.Priority != 100 {
-		t.Fatalf("after a broken reload: %s priority %d", st.State, st.Priority)
-	}
-	logb, _ := os.ReadFile(n.Hbd.LogPath())
-	if !strings.Contains(string(logb), "reload refused") || !strings.Contains(string(logb), "prioity") {
-		t.Errorf("no log line names the broken field:\n%s", logb)
+		t.Fatalf("after a broken reload: %s priority %d, want MASTER 100", st.State, st.Priority)
 	}
 	must(t, os.WriteFile(n.Config, []byte(strings.Replace(string(good), "priority: 100", "priority: 120", 1)), 0o644))
 	must(t, n.Hbd.Signal(syscall.SIGHUP))

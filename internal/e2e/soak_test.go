@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -23,8 +25,9 @@ func TestSoakUnderLoss(t *testing.T) {
 			t.Fatalf("HBD_SOAK=%q: %v", v, err)
 		}
 	}
-	c := startElected(t, cluster.Options{NoWebapp: true})
+	c := startElected(t, cluster.Options{NoWebapp: true, Metrics: true})
 	time.Sleep(500 * time.Millisecond)
+	claimsBefore := claims(t, c, "pc02")
 	for _, h := range []string{"pc01", "pc02"} {
 		must(t, c.Lab.SetLoss(h, 20))
 	}
@@ -57,10 +60,8 @@ func TestSoakUnderLoss(t *testing.T) {
 	if len(st2.Peers) == 1 {
 		gap2, lost2 = time.Duration(st2.Peers[0].MaxGap), st2.Peers[0].Lost
 	}
-	// pc02 claims only if it (wrongly) declared pc01 dead.
-	log2, err := os.ReadFile(c.Nodes["pc02"].Hbd.LogPath())
-	must(t, err)
-	falseFailovers := strings.Count(string(log2), `msg="VIPs claimed"`)
+	// pc02 becomes master only if it (wrongly) declared pc01 dead.
+	falseFailovers := claims(t, c, "pc02") - claimsBefore
 	t.Logf("soak %s, 20%% loss, %d blackouts of 250ms: %d false failovers; worst gap between valid frames: pc01←pc02 %s, pc02←pc01 %s; frames lost on both paths: %d, %d",
 		d, blackouts, falseFailovers, gap1.Round(time.Millisecond), gap2.Round(time.Millisecond), lost1, lost2)
 	if os.Getenv("HBD_SOAK_REPORT") != "" {
@@ -69,4 +70,45 @@ func TestSoakUnderLoss(t *testing.T) {
 	if falseFailovers != 0 || st1.State != "MASTER" || st2.State != "BACKUP" {
 		t.Errorf("false failover under loss: pc01 %s epoch %d, pc02 %s epoch %d", st1.State, st1.Epoch, st2.State, st2.Epoch)
 	}
+	// The positive control: a real move of the VIP to pc02 moves the
+	// counter by one, so a false failover could not have gone unseen.
+	for _, h := range []string{"pc01", "pc02"} {
+		must(t, c.Lab.ClearLoss(h))
+	}
+	before := claims(t, c, "pc02")
+	waitReady(t, c, "pc02")
+	handover(t, c, "pc01", "pc02")
+	if _, err := c.WaitOnlyHolder("pc02", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if n := claims(t, c, "pc02") - before; n != 1 {
+		t.Errorf("control: a handover to pc02 moved its claims counter by %d, want 1", n)
+	}
+}
+
+// claims is how many times node became MASTER, from its
+// hbd_transitions_total counters (summed over from and reason).
+func claims(t *testing.T, c *cluster.Cluster, node string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:9707/metrics", nil)
+	must(t, err)
+	resp, err := c.Lab.HTTPClient(node, false, 3*time.Second).Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	must(t, err)
+	n, found := 0.0, false
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "hbd_transitions_total{") || !strings.Contains(line, `to="MASTER"`) {
+			found = found || strings.HasPrefix(line, "# TYPE hbd_transitions_total")
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		must(t, err)
+		n += v
+	}
+	if !found {
+		t.Fatalf("%s serves no hbd_transitions_total:\n%s", node, b)
+	}
+	return int(n)
 }

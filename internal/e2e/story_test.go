@@ -14,7 +14,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/hbdproject/hbd/internal/lab"
 	"github.com/hbdproject/hbd/internal/lab/cluster"
 	"github.com/hbdproject/hbd/internal/testenv"
 )
@@ -36,9 +35,7 @@ func TestKill9OfMastersDaemonKeepsSessions(t *testing.T) {
 
 func TestSIGSTOPOfMasterThenSIGCONT(t *testing.T) {
 	c := startElected(t, cluster.Options{Preempt: ptr(false)})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s := c.Lab.SampleHolders(ctx, []string{"pc01", "pc02"}, lab.HostIf, cluster.VIP4, 10*time.Millisecond)
+	s := watchHolders(t, c)
 	hbd1 := c.Nodes["pc01"].Hbd
 	must(t, hbd1.Signal(syscall.SIGSTOP))
 	stopped := time.Now()
@@ -59,8 +56,8 @@ func TestSIGSTOPOfMasterThenSIGCONT(t *testing.T) {
 	time.Sleep(time.Second)
 	must(t, hbd1.Signal(syscall.SIGCONT))
 	time.Sleep(3 * time.Second)
-	s.Stop()
-	double := s.DoubleHolderDuration()
+	must(t, s.Stop())
+	double := holders(t, s).DoubleHolderDuration()
 	t.Logf("two holders for %s in all (VIP lifetime 2s)", double)
 	if double > 3*time.Second {
 		t.Errorf("two holders for %s, longer than the VIP lifetime plus the kernel's slack", double)
@@ -85,12 +82,15 @@ func TestWholeHostDies(t *testing.T) {
 	hc := sessionClient(c)
 	saveName(t, hc, "小潘")
 	// All of pc01's processes die and its cable is pulled at once.
-	var wg sync.WaitGroup
-	for _, f := range []func() error{func() error { return c.KillHbd("pc01") }, func() error { return c.KillApp("pc01") }, func() error { return c.Lab.CablePull("pc01") }} {
-		wg.Add(1)
-		go func() { defer wg.Done(); must(t, f()) }()
+	// (t.Fatal belongs to the test's goroutine: the others report errors.)
+	fs := []func() error{func() error { return c.KillHbd("pc01") }, func() error { return c.KillApp("pc01") }, func() error { return c.Lab.CablePull("pc01") }}
+	errs := make(chan error, len(fs))
+	for _, f := range fs {
+		go func() { errs <- f() }()
 	}
-	wg.Wait()
+	for range fs {
+		must(t, <-errs)
+	}
 	took := waitServedBy(t, c, cluster.URL("/api/whoami"), "pc02", 5*time.Second)
 	t.Logf("pc02 serves %s after pc01 died", took.Round(time.Millisecond))
 	name, node, err := readName(hc)
@@ -108,9 +108,7 @@ func TestFailBack(t *testing.T) {
 			if _, err := c.WaitOnlyHolder("pc02", 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			s := c.Lab.SampleHolders(ctx, []string{"pc01", "pc02"}, lab.HostIf, cluster.VIP4, 10*time.Millisecond)
+			s := watchHolders(t, c)
 			must(t, c.Lab.CablePlug("pc01"))
 			want := "pc02"
 			if preempt {
@@ -120,12 +118,12 @@ func TestFailBack(t *testing.T) {
 				}
 			}
 			time.Sleep(3 * time.Second) // hold-down (1s) and then some
-			s.Stop()
+			must(t, s.Stop())
 			if h := c.Holders(); len(h) != 1 || h[0] != want {
 				t.Errorf("holders %v, want [%s]", h, want)
 			}
-			if s.MaxConcurrentHolders() > 1 {
-				t.Errorf("two holders during fail-back:\n%s", s.Timeline())
+			if holders(t, s).MaxConcurrent() > 1 {
+				t.Errorf("two holders during fail-back:\n%s", holders(t, s))
 			}
 		})
 	}
@@ -137,6 +135,7 @@ func TestThousandSessionsSurviveTenFailovers(t *testing.T) {
 	clients := make([]*httpClientWithName, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
+	errs := make(chan error, n)
 	for i := range clients {
 		clients[i] = &httpClientWithName{hc: sessionClient(c), name: fmt.Sprintf("user-%04d-小潘", i)}
 		wg.Add(1)
@@ -144,10 +143,15 @@ func TestThousandSessionsSurviveTenFailovers(t *testing.T) {
 		go func(cl *httpClientWithName) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			saveName(t, cl.hc, cl.name)
+			_, err := postName(cl.hc, cl.name)
+			errs <- err
 		}(clients[i])
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		must(t, err) // on the test's goroutine
+	}
 	// Ten failovers, alternating: kill -9 the master's web app, wait for
 	// the other host to hold the VIP, restart the app.
 	master := "pc01"

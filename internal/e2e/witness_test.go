@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hbdproject/hbd/internal/lab"
 	"github.com/hbdproject/hbd/internal/lab/cluster"
 )
 
@@ -28,9 +27,7 @@ func TestPartitionWithAndWithoutWitness(t *testing.T) {
 			}
 			c := startElected(t, o)
 			time.Sleep(500 * time.Millisecond)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			s := c.Lab.SampleHolders(ctx, []string{"pc01", "pc02"}, lab.HostIf, cluster.VIP4, 10*time.Millisecond)
+			s := watchHolders(t, c)
 			// The client keeps talking to the VIP, so its neighbour entry
 			// follows whichever host announced last.
 			p := probe(c, false)
@@ -41,22 +38,22 @@ func TestPartitionWithAndWithoutWitness(t *testing.T) {
 				d = 3 * time.Second // long enough to show the split brain
 			}
 			time.Sleep(d)
-			max := s.MaxConcurrentHolders()
+			max := holders(t, s).MaxConcurrent()
 			must(t, c.Lab.Unisolate("pc01", "pc02"))
 			healed := time.Now()
 			_, err := c.WaitOnlyHolder("pc01", 2*time.Second)
 			must(t, err)
 			t.Logf("one holder %s after the heal", time.Since(healed).Round(time.Millisecond))
 			time.Sleep(time.Second)
-			s.Stop()
+			must(t, s.Stop())
 			if withWitness && max > 1 {
-				t.Errorf("two holders during the partition with a witness:\n%s", s.Timeline())
+				t.Errorf("two holders during the partition with a witness:\n%s", holders(t, s))
 			}
 			if !withWitness {
 				if max < 2 {
 					t.Errorf("no split brain without a witness: the test did not partition")
 				}
-				t.Logf("without a witness: two holders for %s during the partition (as keepalived would)", s.DoubleHolderDuration().Round(10*time.Millisecond))
+				t.Logf("without a witness: two holders for %s during the partition (as keepalived would)", holders(t, s).DoubleHolderDuration().Round(10*time.Millisecond))
 			}
 			mac, err := c.ClientNeigh(cluster.VIP4.Addr())
 			must(t, err)
@@ -77,9 +74,7 @@ func TestPartitionWithAndWithoutWitness(t *testing.T) {
 func TestWitnessSelfFencing(t *testing.T) {
 	c := startElected(t, witnessOpts())
 	time.Sleep(500 * time.Millisecond)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	s := c.Lab.SampleHolders(ctx, []string{"pc01", "pc02"}, lab.HostIf, cluster.VIP4, 10*time.Millisecond)
+	s := watchHolders(t, c)
 	// Cut pc01 off from everything (its link stays up: no FAULT).
 	must(t, c.Lab.Blackout("pc01", true))
 	cut := time.Now()
@@ -87,11 +82,11 @@ func TestWitnessSelfFencing(t *testing.T) {
 	must(t, err)
 	t.Logf("pc02 alone holds the VIP %s after pc01 was cut off", took.Round(time.Millisecond))
 	time.Sleep(500 * time.Millisecond)
-	s.Stop()
-	if s.MaxConcurrentHolders() > 1 {
-		t.Errorf("two holders:\n%s", s.Timeline())
+	must(t, s.Stop())
+	if holders(t, s).MaxConcurrent() > 1 {
+		t.Errorf("two holders:\n%s", holders(t, s))
 	}
-	st, err := c.Status(ctx, "pc01")
+	st, err := c.Status(context.Background(), "pc01")
 	must(t, err)
 	if st.State == "MASTER" || len(st.Held) != 0 {
 		t.Errorf("pc01 after self-fencing: %s, held %v (cut %s ago)", st.State, st.Held, time.Since(cut))

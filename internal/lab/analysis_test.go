@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -153,24 +152,35 @@ func TestHolderSamples(t *testing.T) {
 	}
 }
 
-func TestHolderSamplerLoop(t *testing.T) {
-	var n atomic.Int32
-	check := func(h string) (bool, error) {
-		if h == "bad" {
-			return false, errors.New("boom")
-		}
-		return h == "pc01" || n.Add(1)%2 == 0, nil
+func TestHoldersFromEvents(t *testing.T) {
+	hosts := []string{"pc01", "pc02"}
+	ev := func(at int, host string, added bool) AddrEvent {
+		return AddrEvent{At: t0.Add(ms(at)), Host: host, Added: added}
 	}
-	s := newHolderSampler(context.Background(), []string{"pc01", "pc02", "bad"}, check, ms(2))
-	time.Sleep(ms(40))
-	s.Stop()
-	s.Stop() // idempotent
-	got := s.Samples()
-	if len(got) < 3 {
-		t.Fatalf("only %d samples", len(got))
+	got := HoldersFromEvents(hosts, map[string]bool{"pc01": true}, t0, []AddrEvent{
+		ev(5, "pc01", true),   // a lifetime renewal: no change
+		ev(10, "pc02", true),  // two holders ...
+		ev(10, "pc01", false), // ... read in the same batch: still an overlap of 0 ms, in this order
+		ev(30, "pc01", true),
+		ev(42, "pc01", false),
+		ev(50, "pc02", false),
+	}, t0.Add(ms(60)))
+	if s := got.String(); s != "1!2!2.." {
+		t.Errorf("timeline %q, want 1!2!2..", s)
 	}
-	if s.MaxConcurrentHolders() != 2 || s.Errors() != len(got) {
-		t.Errorf("max %d errors %d samples %d: %s", s.MaxConcurrentHolders(), s.Errors(), len(got), s.Timeline())
+	if got.MaxConcurrent() != 2 || got.DoubleHolderDuration() != ms(12) || got.NoHolderDuration() != ms(10) {
+		t.Errorf("max %d, double %v, none %v", got.MaxConcurrent(), got.DoubleHolderDuration(), got.NoHolderDuration())
+	}
+	// A window starts with the holders as of its start and ends at its end.
+	w := got.Window(t0.Add(ms(20)), t0.Add(ms(45)))
+	if s := w.String(); s != "2!22" || w.DoubleHolderDuration() != ms(12) || !w[0].At.Equal(t0.Add(ms(20))) {
+		t.Errorf("window %q, double %v", s, w.DoubleHolderDuration())
+	}
+	// The order of events decides, not their times: a deletion read before
+	// the addition is no overlap even at the same instant.
+	clean := HoldersFromEvents(hosts, map[string]bool{"pc01": true}, t0, []AddrEvent{ev(10, "pc01", false), ev(10, "pc02", true)}, t0.Add(ms(20)))
+	if clean.MaxConcurrent() != 1 {
+		t.Errorf("release then claim read as an overlap: %s", clean)
 	}
 }
 

@@ -240,9 +240,12 @@ func TestLab(t *testing.T) {
 		mustReach(t, l, "client", "pc02")
 	})
 
-	t.Run("HasAddrAndSampler", func(t *testing.T) {
+	t.Run("HasAddrAndWatchHolders", func(t *testing.T) {
 		vip := VIP4
-		s := l.SampleHolders(ctx, []string{"pc01", "pc02"}, HostIf, vip, 10*time.Millisecond)
+		w, err := l.WatchHolders(ctx, []string{"pc01", "pc02"}, HostIf, vip)
+		if err != nil {
+			t.Fatal(err)
+		}
 		has := func(host string) bool {
 			t.Helper()
 			ok, err := l.HasAddr(host, HostIf, vip)
@@ -271,17 +274,37 @@ func TestLab(t *testing.T) {
 		addr("pc02", "add")
 		addr("pc01", "del")
 		addr("pc02", "del")
-		s.Stop()
-		if m := s.MaxConcurrentHolders(); m != 2 {
-			t.Errorf("MaxConcurrentHolders = %d, want 2\n%s", m, s.Timeline())
+		if err := w.Stop(); err != nil {
+			t.Fatal(err)
 		}
-		if d := s.DoubleHolderDuration(); d < 20*time.Millisecond || d > 2*time.Second {
-			t.Errorf("DoubleHolderDuration = %v\n%s", d, s.Timeline())
+		s, err := w.Result()
+		if err != nil {
+			t.Fatal(err)
 		}
-		if s.Errors() != 0 {
-			t.Errorf("sampler errors: %d", s.Errors())
+		// Exactly: nobody, pc01, both, pc02, nobody (and the end sample).
+		if got := s.String(); got != ".1!2.." {
+			t.Errorf("holders %q, want .1!2..; events %v", got, w.Events())
 		}
-		t.Logf("holders: %s", s.Timeline())
+		if d := s.DoubleHolderDuration(); d < 40*time.Millisecond || d > 5*time.Second {
+			t.Errorf("DoubleHolderDuration = %v, want about 50ms", d)
+		}
+		// A watch on a host that is not in the lab fails, never reads as
+		// "not holding".
+		if _, err := l.WatchHolders(ctx, []string{"pc01", "nosuch"}, HostIf, vip); err == nil {
+			t.Error("WatchHolders on an unknown host did not fail")
+		}
+		// A failed read makes Result and Stop fail.
+		w2, err := l.WatchHolders(ctx, []string{"pc01"}, HostIf, vip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w2.fail(errors.New("lost events"))
+		if _, err := w2.Result(); err == nil {
+			t.Error("Result after a failed read returned no error")
+		}
+		if err := w2.Stop(); err == nil {
+			t.Error("Stop after a failed read returned no error")
+		}
 	})
 
 	t.Run("Redis", func(t *testing.T) {

@@ -2,11 +2,19 @@ package lab
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 )
 
 // maxSamples bounds every sampling loop (about 2.9 hours at 10ms).
@@ -35,15 +43,16 @@ func DefaultNodeSymbol(node string) rune {
 	return r
 }
 
-// HolderSample is which hosts held the address at one instant.
+// HolderSample is which hosts held the address from one instant until the
+// next sample.
 type HolderSample struct {
 	At      time.Time
 	Holders []string // in the order the hosts were given
-	Errors  int      // hosts whose check failed (counted as not holding)
 }
 
 // HolderSamples is a timeline of samples in time order, with pure analysis
-// methods.
+// methods. A HolderWatch makes one sample per change of the holder set, and
+// a last one when it stops (the end of the timeline).
 type HolderSamples []HolderSample
 
 // MaxConcurrent is the largest number of simultaneous holders seen.
@@ -78,6 +87,29 @@ func (s HolderSamples) NoHolderDuration() time.Duration {
 	return s.durationWhere(func(x HolderSample) bool { return len(x.Holders) == 0 })
 }
 
+// Window is the part of a timeline in [from, to): a sample at from with the
+// holders as of then, the changes inside, and a sample at to that ends it.
+func (s HolderSamples) Window(from, to time.Time) HolderSamples {
+	var out HolderSamples
+	var cur []string
+	for _, x := range s {
+		switch {
+		case !x.At.After(from):
+			cur = x.Holders
+		case x.At.Before(to):
+			if out == nil {
+				out = HolderSamples{{At: from, Holders: cur}}
+			}
+			out = append(out, x)
+			cur = x.Holders
+		}
+	}
+	if out == nil {
+		out = HolderSamples{{At: from, Holders: cur}}
+	}
+	return append(out, HolderSample{At: to, Holders: cur})
+}
+
 // HolderChange is a sample whose holder set differs from the previous one.
 type HolderChange struct {
 	At      time.Time
@@ -95,7 +127,7 @@ func (s HolderSamples) Changes() []HolderChange {
 	return out
 }
 
-// String renders one character per sample: '.' no holder, the node's symbol
+// String renders one character per sample (per change, for a HolderWatch): '.' no holder, the node's symbol
 // for one holder, '!' for two or more.
 func (s HolderSamples) String() string { return s.Render(DefaultNodeSymbol) }
 
@@ -115,87 +147,303 @@ func (s HolderSamples) Render(sym NodeSymbol) string {
 	return b.String()
 }
 
-// HolderSampler records, at a fixed interval, which hosts hold an address.
-// Its methods are safe for concurrent use while it runs.
-type HolderSampler struct {
-	cancel context.CancelFunc
+// AddrEvent is one rtnetlink address notification for the watched address.
+type AddrEvent struct {
+	At    time.Time // when it was read; events are in the kernel's order
+	Host  string
+	Added bool // RTM_NEWADDR (added, or its lifetime renewed); false: RTM_DELADDR (deleted or expired)
+}
+
+// HolderWatch follows which hosts hold an address from the kernel's own
+// rtnetlink address notifications, not by polling: one netlink socket in
+// the LAN namespace listens to every host namespace
+// (NETLINK_LISTEN_ALL_NSID), so the events of all hosts arrive in the one
+// order in which the kernel made them (address changes are serialised by
+// the RTNL lock). Two holders are therefore never an artefact of reading
+// the hosts one after the other; the times between events are when the
+// watcher read them, which a loaded machine may delay, but not reorder.
+//
+// A watch that lost events (a read error, an overflowed socket buffer) says
+// so through Result and Stop: a test must fail on it, never read it as "not
+// holding". Its methods are safe for concurrent use.
+type HolderWatch struct {
+	hosts  []string
+	fd     int
 	done   chan struct{}
+	stop   sync.Once
+	closed chan struct{}
 
 	mu      sync.Mutex
-	samples HolderSamples
+	initial map[string]bool
+	start   time.Time
+	events  []AddrEvent
+	end     time.Time // zero while running
+	err     error
 }
 
-// SampleHolders starts sampling, every `every` (default 10ms), which of hosts
-// hold vip's address on ifname, until ctx is done, Stop is called or
-// 2^20 samples are taken.
-func (l *Lab) SampleHolders(ctx context.Context, hosts []string, ifname string, vip netip.Prefix, every time.Duration) *HolderSampler {
-	hosts = slices.Clone(hosts)
-	check := func(h string) (bool, error) { return l.HasAddr(h, ifname, vip) }
-	return newHolderSampler(ctx, hosts, check, every)
-}
-
-func newHolderSampler(ctx context.Context, hosts []string, check func(string) (bool, error), every time.Duration) *HolderSampler {
-	if every <= 0 {
-		every = 10 * time.Millisecond
+// WatchHolders starts watching which of hosts hold vip's address on ifname
+// ("" for any interface). It reads the initial state after subscribing, so
+// no change is missed. Stop it (or cancel ctx) when done.
+func (l *Lab) WatchHolders(ctx context.Context, hosts []string, ifname string, vip netip.Prefix) (*HolderWatch, error) {
+	w := &HolderWatch{hosts: slices.Clone(hosts), fd: -1, done: make(chan struct{}), closed: make(chan struct{}), initial: map[string]bool{}}
+	want := vip.Addr().Unmap()
+	type key struct{ nsid, index int }
+	watched := map[key]string{} // (nsid, ifindex) → host; ifindex 0: any
+	lan := l.nsc[""]
+	if lan == nil {
+		return nil, fmt.Errorf("lab: watching holders: %w", ErrClosed)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	s := &HolderSampler{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for range maxSamples {
-			x := HolderSample{At: time.Now()}
-			for _, h := range hosts {
-				ok, err := check(h)
-				if err != nil {
-					x.Errors++
-				} else if ok {
-					x.Holders = append(x.Holders, h)
+	for _, h := range hosts {
+		c := l.nsc[h]
+		if c == nil {
+			return nil, fmt.Errorf("lab: watching holders: %w: %q", ErrUnknownHost, h)
+		}
+		index := 0
+		if ifname != "" {
+			if err := c.netlink(func(nh *netlink.Handle) error {
+				link, err := nh.LinkByName(ifname)
+				if err == nil {
+					index = link.Attrs().Index
 				}
-			}
-			s.mu.Lock()
-			s.samples = append(s.samples, x)
-			s.mu.Unlock()
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
+				return err
+			}); err != nil {
+				return nil, fmt.Errorf("lab: watching holders: %s on %s: %w", ifname, h, err)
 			}
 		}
+		nsid, err := l.nsidOf(c)
+		if err != nil {
+			return nil, fmt.Errorf("lab: watching holders on %s: %w", h, err)
+		}
+		watched[key{nsid, index}] = h
+	}
+	// The socket lives in the LAN namespace, where every host has an nsid.
+	err := l.inNetns("", func() error {
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			return err
+		}
+		w.fd = fd
+		if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_LISTEN_ALL_NSID, 1); err != nil {
+			return fmt.Errorf("NETLINK_LISTEN_ALL_NSID: %w", err)
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20)
+		// Wake up every 100 ms to notice Stop.
+		tv := unix.Timeval{Usec: 100_000}
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR})
+	})
+	if err != nil {
+		if w.fd >= 0 {
+			unix.Close(w.fd)
+		}
+		return nil, fmt.Errorf("lab: watching holders: opening the netlink socket: %w", err)
+	}
+	w.start = time.Now()
+	for _, h := range hosts {
+		held, err := l.HasAddr(h, ifname, vip)
+		if err != nil {
+			unix.Close(w.fd)
+			return nil, fmt.Errorf("lab: watching holders: initial state of %s: %w", h, err)
+		}
+		w.initial[h] = held
+	}
+	go w.read(func(nsid int, data []byte) (string, bool) {
+		if len(data) < unix.SizeofIfAddrmsg {
+			return "", false
+		}
+		msg := nl.DeserializeIfAddrmsg(data)
+		host, ok := watched[key{nsid, int(msg.Index)}]
+		if !ok {
+			if host, ok = watched[key{nsid, 0}]; !ok {
+				return "", false
+			}
+		}
+		attrs, err := nl.ParseRouteAttr(data[unix.SizeofIfAddrmsg:])
+		if err != nil {
+			return "", false
+		}
+		for _, a := range attrs {
+			if a.Attr.Type != unix.IFA_LOCAL && a.Attr.Type != unix.IFA_ADDRESS {
+				continue
+			}
+			if got, ok := netip.AddrFromSlice(a.Value); ok && got.Unmap() == want {
+				return host, true
+			}
+		}
+		return "", false
+	})
+	go func() {
+		select {
+		case <-ctx.Done():
+			w.Stop()
+		case <-w.done:
+		}
 	}()
+	return w, nil
+}
+
+// nsidOf returns the id the LAN namespace knows c's namespace by, assigning
+// one if it has none.
+func (l *Lab) nsidOf(c *nsConn) (int, error) {
+	id := -1
+	err := l.nsc[""].netlink(func(lan *netlink.Handle) error {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		if c.done {
+			return ErrClosed
+		}
+		var err error
+		if id, err = lan.GetNetNsIdByFd(int(c.fd)); err != nil {
+			return fmt.Errorf("reading its nsid: %w", err)
+		}
+		if id >= 0 {
+			return nil
+		}
+		if err := lan.SetNetNsIdByFd(int(c.fd), -1); err != nil {
+			return fmt.Errorf("assigning an nsid: %w", err)
+		}
+		id, err = lan.GetNetNsIdByFd(int(c.fd))
+		return err
+	})
+	if err == nil && id < 0 {
+		err = errors.New("no nsid assigned")
+	}
+	return id, err
+}
+
+// read is the watch's loop: one socket, events in kernel order.
+func (w *HolderWatch) read(match func(nsid int, data []byte) (string, bool)) {
+	defer close(w.closed)
+	defer unix.Close(w.fd)
+	buf := make([]byte, 1<<16)
+	oob := make([]byte, unix.CmsgSpace(4)*4)
+	for {
+		select {
+		case <-w.done:
+			return
+		default:
+		}
+		n, oobn, _, _, err := unix.Recvmsg(w.fd, buf, oob, 0)
+		at := time.Now()
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			// ENOBUFS: the kernel dropped notifications.
+			w.fail(fmt.Errorf("lab: watching holders: reading rtnetlink: %w", err))
+			return
+		}
+		nsid := -1
+		if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, cm := range cms {
+				if cm.Header.Level == unix.SOL_NETLINK && cm.Header.Type == unix.NETLINK_LISTEN_ALL_NSID && len(cm.Data) >= 4 {
+					nsid = int(int32(binary.NativeEndian.Uint32(cm.Data)))
+				}
+			}
+		}
+		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+		if err != nil {
+			w.fail(fmt.Errorf("lab: watching holders: parsing rtnetlink: %w", err))
+			return
+		}
+		for _, m := range msgs {
+			added := m.Header.Type == unix.RTM_NEWADDR
+			if !added && m.Header.Type != unix.RTM_DELADDR {
+				continue
+			}
+			if host, ok := match(nsid, m.Data); ok {
+				w.mu.Lock()
+				if len(w.events) < maxSamples {
+					w.events = append(w.events, AddrEvent{At: at, Host: host, Added: added})
+				} else if w.err == nil {
+					w.err = errors.New("lab: watching holders: too many events")
+				}
+				w.mu.Unlock()
+			}
+		}
+	}
+}
+
+func (w *HolderWatch) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+}
+
+// Stop ends the watch and returns the error that makes its timeline
+// unreliable, if any. Idempotent.
+func (w *HolderWatch) Stop() error {
+	w.stop.Do(func() {
+		close(w.done)
+		<-w.closed
+		w.mu.Lock()
+		w.end = time.Now()
+		w.mu.Unlock()
+	})
+	return w.Err()
+}
+
+// Err is the error that makes the timeline unreliable (events were lost),
+// or nil.
+func (w *HolderWatch) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Events returns the address events so far, in the kernel's order.
+func (w *HolderWatch) Events() []AddrEvent {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.events)
+}
+
+// Result is the holder timeline so far (one sample per change, and one at
+// the end: Stop's time, or now while running), or the error that makes it
+// unreliable.
+func (w *HolderWatch) Result() (HolderSamples, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return nil, w.err
+	}
+	end := w.end
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return HoldersFromEvents(w.hosts, w.initial, w.start, w.events, end), nil
+}
+
+// HoldersFromEvents replays address events over an initial state (who held
+// the address at start) and returns a sample at start, one at each change
+// of the holder set and one at end.
+func HoldersFromEvents(hosts []string, initial map[string]bool, start time.Time, events []AddrEvent, end time.Time) HolderSamples {
+	held := map[string]bool{}
+	for h, ok := range initial {
+		held[h] = ok
+	}
+	set := func() []string {
+		var out []string
+		for _, h := range hosts {
+			if held[h] {
+				out = append(out, h)
+			}
+		}
+		return out
+	}
+	s := HolderSamples{{At: start, Holders: set()}}
+	for _, e := range events {
+		held[e.Host] = e.Added
+		if hs := set(); !slices.Equal(hs, s[len(s)-1].Holders) {
+			s = append(s, HolderSample{At: e.At, Holders: hs})
+		}
+	}
+	if end.After(s[len(s)-1].At) {
+		s = append(s, HolderSample{At: end, Holders: set()})
+	}
 	return s
 }
-
-// Stop ends sampling and waits for the loop to finish. Idempotent.
-func (s *HolderSampler) Stop() {
-	s.cancel()
-	<-s.done
-}
-
-// Samples returns a copy of the samples so far.
-func (s *HolderSampler) Samples() HolderSamples {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.samples)
-}
-
-// MaxConcurrentHolders is Samples().MaxConcurrent().
-func (s *HolderSampler) MaxConcurrentHolders() int { return s.Samples().MaxConcurrent() }
-
-// DoubleHolderDuration is Samples().DoubleHolderDuration().
-func (s *HolderSampler) DoubleHolderDuration() time.Duration {
-	return s.Samples().DoubleHolderDuration()
-}
-
-// Errors is the number of failed checks so far.
-func (s *HolderSampler) Errors() int {
-	n := 0
-	for _, x := range s.Samples() {
-		n += x.Errors
-	}
-	return n
-}
-
-// Timeline is Samples().String().
-func (s *HolderSampler) Timeline() string { return s.Samples().String() }

@@ -11,7 +11,7 @@ import (
 )
 
 // NewForTest creates a lab for a test and closes it in t.Cleanup. It needs
-// root and the Prereqs: without them it skips, or fails under CI=true. opts
+// root and the Prereqs: without them it fails (skips with HBD_SKIP_ROOT=1). opts
 // (at most one) defaults to Options{} with a logger writing to t.Log and Dir
 // set to a t.TempDir(). If the test failed, Cleanup logs the tail of every
 // process log before closing.

@@ -3,7 +3,7 @@
 // free loopback port, and stops them by the PID it started in t.Cleanup.
 //
 // It needs /usr/bin/redis-server (Debian package redis-server). When that is
-// missing the test skips on a developer's machine and fails under CI=true
+// missing the test fails (skips with HBD_SKIP_ROOT=1, never under CI=true)
 // (see internal/testenv).
 //
 // A Server is safe for use by one test goroutine at a time.

@@ -35,13 +35,16 @@ func firstGoodFrom(rs lab.ProbeResults, t time.Time, node string) (lab.ProbeResu
 	return lab.ProbeResult{}, false
 }
 
-// failuresBetween counts failed results that finished in (from, to]; a
-// zero to leaves the end open.
+// failuresBetween counts the failed requests of an outage from..to: every
+// failed request that was in flight at any moment of it, that is, started
+// before to and finished after from, whenever it finished. A request that
+// started in the outage and timed out after the first good answer counts
+// (it failed because of the outage); so does one in flight at from. A zero
+// to leaves the end open.
 func failuresBetween(rs lab.ProbeResults, from, to time.Time) int {
 	n := 0
 	for _, r := range rs {
-		e := r.End()
-		if !r.OK() && e.After(from) && (to.IsZero() || !e.After(to)) {
+		if !r.OK() && r.End().After(from) && (to.IsZero() || r.Start.Before(to)) {
 			n++
 		}
 	}

@@ -40,7 +40,6 @@ const (
 	postFirstGood   = 200 * time.Millisecond // probing after the first good answer
 	failoverLimit   = 15 * time.Second       // a standby that has not answered by then failed the run
 	stableLimit     = 30 * time.Second
-	holderEvery     = 10 * time.Millisecond
 	failbackSettle  = 500 * time.Millisecond
 	switchoverAfter = 300 * time.Millisecond
 )

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,8 +21,10 @@ func TestMain(m *testing.M) { testenv.MainWithHBD(m, &hbdBin) }
 
 // TestSmoke runs the whole benchmark in its CI size (--smoke: 2 runs of each
 // scenario, a 10 s loss soak with one candidate per tool, a 5 s cost
-// window) and checks only that it completes and writes its outputs: timings
-// on a small shared machine are the benchmark's business, not a test's.
+// window) and checks that it completes, that no run failed, that every row
+// of the table has data from both tools, and that it writes its outputs.
+// Timings on a small shared machine are the benchmark's business, not a
+// test's.
 func TestSmoke(t *testing.T) {
 	testenv.RequireRoot(t)
 	for _, p := range lab.Prereqs {
@@ -62,7 +65,68 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadCSV(bytes.NewReader(b)); err != nil {
-		t.Errorf("samples.csv: %v", err)
+	samples, err := ReadCSV(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("samples.csv: %v", err)
+	}
+	if strings.Contains(table, "failed and were left out") {
+		t.Errorf("runs failed:\n%s", table[strings.Index(table, "failed and were left out"):])
+	}
+	for _, p := range incomplete(samples, 2) {
+		t.Error(p)
+	}
+}
+
+// incomplete lists the rows of the table that lack some of their runs from
+// either tool: a failed run leaves a row short, and a row with no data at
+// all would print "—" and look fine.
+func incomplete(samples []Sample, runs int) []string {
+	var out []string
+	for _, d := range rowDefs(crashCapMS) {
+		want := runs
+		switch d.scenario {
+		case ScenarioCost:
+			want = 1
+		case ScenarioCrash:
+			want = max(2, runs/4)
+		}
+		for _, tool := range []string{ToolHBD, ToolKeepalived} {
+			if n := len(Values(samples, tool, d.setting, d.scenario, d.metric)); n != want {
+				out = append(out, fmt.Sprintf("%s, %s, %s: %d samples, want %d", tool, d.setting, strings.TrimSpace(d.figure), n, want))
+			}
+		}
+	}
+	return out
+}
+
+// The completeness check has teeth: a run left out or a row with no data
+// fails it.
+func TestIncompleteCatchesMissingRuns(t *testing.T) {
+	var full []Sample
+	for _, d := range rowDefs(crashCapMS) {
+		n := 2
+		if d.scenario == ScenarioCost {
+			n = 1
+		}
+		for _, tool := range []string{ToolHBD, ToolKeepalived} {
+			for i := 1; i <= n; i++ {
+				full = append(full, Sample{Tool: tool, Setting: d.setting, Scenario: d.scenario, Run: i, Metric: d.metric, Value: 1})
+			}
+		}
+	}
+	if p := incomplete(full, 2); len(p) != 0 {
+		t.Errorf("complete samples rejected: %v", p)
+	}
+	if p := incomplete(full[1:], 2); len(p) != 1 {
+		t.Errorf("one run left out: %v", p)
+	}
+	var noRow []Sample
+	for _, x := range full {
+		if x.Metric != "failed_keepalive" {
+			noRow = append(noRow, x)
+		}
+	}
+	if p := incomplete(noRow, 2); len(p) != 2 {
+		t.Errorf("a row without data: %v", p)
 	}
 }

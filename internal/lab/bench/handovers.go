@@ -37,7 +37,7 @@ func (r *runner) handoverSeries(ctx context.Context) (err error) {
 	if _, err := c.WaitOnlyHolder(master, stableLimit); err != nil {
 		return err
 	}
-	w, err := l.WatchAddr(ctx, hosts, lab.HostIf, vip.Addr())
+	w, err := l.WatchHolders(ctx, hosts, lab.HostIf, vip)
 	if err != nil {
 		return err
 	}
@@ -62,13 +62,17 @@ func (r *runner) handoverSeries(ctx context.Context) (err error) {
 	}
 	_ = sleep(ctx, 300*time.Millisecond)
 	total, failed := ld.Stop()
-	w.Stop()
+	werr := w.Stop()
+	maxHolders := 0
+	if s, rerr := w.Result(); rerr == nil {
+		maxHolders = s.MaxConcurrent()
+	}
 	r.add(ToolHBD, SettingDefaults, ScenarioHandovers, 0, "handovers", float64(done))
 	r.add(ToolHBD, SettingDefaults, ScenarioHandovers, 0, "requests", float64(total))
 	r.add(ToolHBD, SettingDefaults, ScenarioHandovers, 0, "failed_requests", float64(len(failed)))
-	r.add(ToolHBD, SettingDefaults, ScenarioHandovers, 0, "max_holders", float64(w.MaxHolders()))
+	r.add(ToolHBD, SettingDefaults, ScenarioHandovers, 0, "max_holders", float64(maxHolders))
 	r.logf("hbd handovers: %d in %s, %d requests, %d failed, at most %d holder(s) (address events)",
-		done, time.Since(start).Round(time.Second), total, len(failed), w.MaxHolders())
+		done, time.Since(start).Round(time.Second), total, len(failed), maxHolders)
 	for i, f := range failed {
 		if i == 20 {
 			r.logf("  … %d more", len(failed)-20)
@@ -76,7 +80,7 @@ func (r *runner) handoverSeries(ctx context.Context) (err error) {
 		}
 		r.logf("  failed: %s", f)
 	}
-	if werr := w.Err(); werr != nil {
+	if werr != nil {
 		err = errors.Join(err, werr)
 	}
 	return err

@@ -327,8 +327,9 @@ func TestOutage(t *testing.T) {
 		-1, 2, "pc01", // in flight at t0, ends +1: still an answer
 		0, 150, "", // ends 150
 		5, 150, "", // ends 155
-		150, 150, "", // ends 300
+		150, 150, "", // ends 300, after the outage: started in it, so it counts
 		290, 1, "pc02", // ends 291: first from the standby
+		292, 150, "", // started after the outage: not one of its failures
 		295, 1, "pc02",
 		300, 1, "pc01", // a late straggler after recovery is ignored
 	)
@@ -336,14 +337,14 @@ func TestOutage(t *testing.T) {
 	if !ok {
 		t.Fatal("no outage")
 	}
-	if g.Duration() != 290*time.Millisecond || g.Failures != 2 {
-		t.Errorf("outage %v with %d failures, want 290ms with 2", g.Duration(), g.Failures)
+	if g.Duration() != 290*time.Millisecond || g.Failures != 3 {
+		t.Errorf("outage %v with %d failures, want 290ms with 3 (every failed request that started in it)", g.Duration(), g.Failures)
 	}
 	if _, ok := outage(results(t0, -5, 1, "pc01", 5, 1, "pc01"), t0, "pc02"); ok {
 		t.Error("outage found although the standby never answered")
 	}
-	if n := failuresBetween(rs, t0, time.Time{}); n != 3 {
-		t.Errorf("failuresBetween = %d, want 3", n)
+	if n := failuresBetween(rs, t0, time.Time{}); n != 4 {
+		t.Errorf("failuresBetween = %d, want 4", n)
 	}
 	if d := longestGapAfter(rs, t0); d != 290*time.Millisecond {
 		t.Errorf("longestGapAfter = %v, want 290ms", d)

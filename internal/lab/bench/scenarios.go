@@ -152,7 +152,10 @@ func (r *runner) cablePull(ctx context.Context, p pair, set string, run int) (er
 	}
 
 	// Fail-back: plug the old master in again, sampling who holds the VIP.
-	s := l.SampleHolders(ctx, hosts, lab.HostIf, vip, holderEvery)
+	s, err := l.WatchHolders(ctx, hosts, lab.HostIf, vip)
+	if err != nil {
+		return fmt.Errorf("fail-back: %w", err)
+	}
 	plugged = true
 	if err := l.CablePlug(master); err != nil {
 		s.Stop()
@@ -162,11 +165,16 @@ func (r *runner) cablePull(ctx context.Context, p pair, set string, run int) (er
 	if werr == nil {
 		werr = sleep(ctx, failbackSettle)
 	}
-	s.Stop()
+	if err := s.Stop(); err != nil {
+		return fmt.Errorf("fail-back: %w", err)
+	}
 	if werr != nil {
 		return fmt.Errorf("fail-back: %w", werr)
 	}
-	samples := s.Samples()
+	samples, err := s.Result()
+	if err != nil {
+		return fmt.Errorf("fail-back: %w", err)
+	}
 	r.add(p.tool(), set, ScenarioFailback, run, "max_holders", float64(samples.MaxConcurrent()))
 	r.add(p.tool(), set, ScenarioFailback, run, "double_holder_ms", ms(samples.DoubleHolderDuration()))
 	r.logf("%-10s %-8s cable pull %2d: outage %6.1f ms, %3d failed probes; fail-back: max %d holder(s), %.0f ms with two",
@@ -422,7 +430,10 @@ func (r *runner) soak(ctx context.Context, p pair) (int, time.Duration, error) {
 		return 0, 0, err
 	}
 	mark := markLog(p.daemon(standby))
-	s := l.SampleHolders(ctx, hosts, lab.HostIf, vip, holderEvery)
+	s, err := l.WatchHolders(ctx, hosts, lab.HostIf, vip)
+	if err != nil {
+		return 0, 0, err
+	}
 	defer s.Stop()
 	for _, h := range hosts {
 		if err := l.SetLoss(h, lossPercent); err != nil {
@@ -431,7 +442,6 @@ func (r *runner) soak(ctx context.Context, p pair) (int, time.Duration, error) {
 	}
 	start := time.Now()
 	claims := 0
-	var err error
 	for time.Since(start) < r.o.Soak {
 		if err = sleep(ctx, 100*time.Millisecond); err != nil {
 			break
@@ -439,7 +449,11 @@ func (r *runner) soak(ctx context.Context, p pair) (int, time.Duration, error) {
 		if claims, err = mark.countSince(p.claimRE()); err != nil || claims > 0 {
 			break
 		}
-		if n := standbyHeld(s.Samples()); n > 0 {
+		var held lab.HolderSamples
+		if held, err = s.Result(); err != nil {
+			break
+		}
+		if n := standbyHeld(held); n > 0 {
 			claims = n
 			break
 		}

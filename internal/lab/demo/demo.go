@@ -94,7 +94,7 @@ type runner struct {
 	c       *cluster.Cluster
 	st      *State
 	probe   *lab.Prober
-	holders *lab.HolderSampler
+	holders *lab.HolderWatch
 	sess    *http.Client // the client's browser: a cookie jar, in the client namespace
 	rep     *Report
 }
@@ -148,7 +148,9 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		}
 	}
 	r.probe.Stop()
-	r.holders.Stop()
+	if err := r.holders.Stop(); err != nil {
+		return r.rep, err
+	}
 	fmt.Fprintln(o.Stdout)
 	WriteSummary(o.Stdout, r.rep.Scenarios, time.Since(r.n.t0))
 	if o.Keep {
@@ -234,9 +236,11 @@ func (r *runner) setup(ctx context.Context) error {
 	r.sess = l.HTTPClient("client", false, probeTimeout)
 	r.sess.Jar, _ = cookiejar.New(nil)
 	r.probe = l.ProbeWith(ctx, lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: probeEvery, Timeout: probeTimeout})
-	r.holders = l.SampleHolders(ctx, nodes, lab.HostIf, cluster.VIP4, probeEvery)
+	if r.holders, err = l.WatchHolders(ctx, nodes, lab.HostIf, cluster.VIP4); err != nil {
+		return err
+	}
 	r.n.say("the client sends GET %s every 10 ms, a new connection each time", cluster.URL("/api/whoami"))
-	r.n.detail("and which host holds the VIP is sampled every 10 ms")
+	r.n.detail("and which host holds the VIP is followed from both hosts' rtnetlink address events")
 	if _, err := r.waitServed(ctx, "pc01", time.Now(), 5*time.Second); err != nil {
 		return err
 	}
@@ -263,7 +267,9 @@ func (r *runner) play(ctx context.Context, a act) error {
 	if event.IsZero() {
 		event = from
 	}
-	r.measure(sc, from, event, to)
+	if err := r.measure(sc, from, event, to); err != nil {
+		return err
+	}
 	sc.Verdict = Judge(sc.Expect, sc.Outcome)
 	sc.Took = to.Sub(from)
 	WriteScenarioReport(r.o.Stdout, sc, nodes, r.o.Width)
@@ -273,7 +279,11 @@ func (r *runner) play(ctx context.Context, a act) error {
 
 // measure fills a scenario's outcome and timeline from the probe results
 // and holder samples that fall in [from, to).
-func (r *runner) measure(sc *Scenario, from, event, to time.Time) {
+func (r *runner) measure(sc *Scenario, from, event, to time.Time) error {
+	holders, err := r.holders.Result()
+	if err != nil {
+		return err // the holder timeline lost events: no verdict on it
+	}
 	all := r.probe.Results()
 	var win lab.ProbeResults
 	for _, x := range all {
@@ -295,12 +305,7 @@ func (r *runner) measure(sc *Scenario, from, event, to time.Time) {
 		}
 	}
 	o.Errors = CountErrors(kinds)
-	var samples lab.HolderSamples
-	for _, s := range r.holders.Samples() {
-		if !s.At.Before(from) && s.At.Before(to) {
-			samples = append(samples, s)
-		}
-	}
+	samples := holders.Window(from, to)
 	if e := sc.Expect; e.To != "" && e.From != e.To {
 		for _, s := range samples {
 			if s.At.After(event) && len(s.Holders) == 1 && s.Holders[0] == e.To {
@@ -313,6 +318,7 @@ func (r *runner) measure(sc *Scenario, from, event, to time.Time) {
 	o.DoubleFor = samples.DoubleHolderDuration()
 	o.Holders = r.c.Holders()
 	sc.Timeline = win.Timeline(from, Bucket, lab.DefaultNodeSymbol)
+	return nil
 }
 
 func (r *runner) killApp(ctx context.Context, sc *Scenario) (time.Time, error) {

@@ -21,7 +21,7 @@ var hbdBin string
 
 func TestMain(m *testing.M) { testenv.MainWithHBD(m, &hbdBin) }
 
-// requireLab skips (or fails under CI=true) without root and the lab's
+// requireLab fails (skips with HBD_SKIP_ROOT=1) without root and the lab's
 // commands.
 func requireLab(t *testing.T) {
 	t.Helper()
@@ -60,13 +60,14 @@ func TestDemoPlaysTheWholeStory(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	t.Logf("the demo took %s", took.Round(time.Millisecond))
-	if !rep.Passed() {
-		for _, s := range rep.Scenarios {
-			if s.Verdict.Pass {
-				continue
-			}
+	// Every scenario must pass; nothing is tolerated.
+	for _, s := range rep.Scenarios {
+		if !s.Verdict.Pass {
 			t.Errorf("scenario %d %s: %s", s.N, s.Title, s.Verdict)
 		}
+	}
+	if !rep.Passed() {
+		t.Error("the report says the demo did not pass")
 	}
 	text := out.String()
 	for i, a := range script {
