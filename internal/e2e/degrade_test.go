@@ -167,6 +167,9 @@ func TestRedisDownKeepsVIP(t *testing.T) {
 			checkRedisDown(t, c, hc, tt.still)
 			restart()
 			checkSessionBack(t, hc, "小潘")
+			// Both recover; a node that recovers first may take the VIP from
+			// a degraded master by handover. Judge once that has settled.
+			waitSettled(t, c)
 			hs := stopped(t, w)
 			neverTwo(t, hs)
 			noBlackout(t, hs, 500*time.Millisecond)
@@ -210,6 +213,25 @@ func waitReady(t *testing.T, c *cluster.Cluster, master string, others ...string
 	t.Helper()
 	for _, o := range others {
 		must(t, c.WaitReadyStandby(context.Background(), master, o, 15*time.Second))
+	}
+}
+
+// waitSettled waits until one node is a ready MASTER and the other a ready
+// standby of it.
+func waitSettled(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		for _, m := range bothNodes {
+			other := map[string]string{"pc01": "pc02", "pc02": "pc01"}[m]
+			if c.WaitReadyStandby(context.Background(), m, other, 0) == nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pair did not settle within 15s (holders %v)", c.Holders())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
