@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -63,4 +65,57 @@ func deps(t *testing.T, pkg string) []string {
 		t.Fatalf("go list -deps %s: %v", pkg, err)
 	}
 	return strings.Fields(string(out))
+}
+
+// TestMakeTestCoversEveryPackage keeps `make test` honest: every package of
+// the module is in the Makefile's UNIT or NETNS list, so that no package's
+// tests are left out of CI.
+func TestMakeTestCoversEveryPackage(t *testing.T) {
+	root := strings.TrimSpace(string(goOut(t, "go", "list", "-m", "-f", "{{.Dir}}")))
+	mk, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var patterns []string
+	inList := false
+	for _, line := range strings.Split(string(mk), "\n") {
+		if strings.HasPrefix(line, "UNIT ") || strings.HasPrefix(line, "NETNS ") {
+			inList = true
+			line = line[strings.Index(line, ":=")+2:]
+		}
+		if !inList {
+			continue
+		}
+		cont := strings.HasSuffix(line, "\\")
+		patterns = append(patterns, strings.Fields(strings.TrimSuffix(line, "\\"))...)
+		inList = cont
+	}
+	if len(patterns) == 0 {
+		t.Fatal("no UNIT or NETNS list in the Makefile")
+	}
+	listed := map[string]bool{}
+	cmd := append([]string{"list", "-e"}, patterns...)
+	c := exec.Command("go", cmd...)
+	c.Dir = root
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", patterns, err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		listed[p] = true
+	}
+	for _, p := range strings.Fields(string(goOut(t, "go", "list", "github.com/hbdproject/hbd/..."))) {
+		if !listed[p] {
+			t.Errorf("%s is in neither UNIT nor NETNS of the Makefile: make test skips it", p)
+		}
+	}
+}
+
+func goOut(t *testing.T, name string, args ...string) []byte {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	return out
 }
