@@ -30,9 +30,10 @@ setup:
 # Two binaries: hbd (the daemon and its CLI, what ships) and hbd-lab (the
 # demo and the benchmark, which run the hbd next to them). hbd is built as
 # the package ships it, static (no libc mapped: about 1.5 MB less RSS), so
-# the benchmark measures what runs in production.
+# the benchmark measures what runs in production; nethttpomithttp2 leaves
+# HTTP/2 out, as the package does (internal/packaging.BuildTags).
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hbd
+	CGO_ENABLED=0 $(GO) build -trimpath -tags nethttpomithttp2 -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/hbd
 	$(GO) build -o $(LAB) ./cmd/hbd-lab
 
 demo: setup build

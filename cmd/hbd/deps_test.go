@@ -14,7 +14,7 @@ import (
 func TestDaemonDependencies(t *testing.T) {
 	forbidden := []string{
 		"gonum.org/", "codeberg.org/go-fonts", "codeberg.org/go-pdf", "codeberg.org/go-latex",
-		"github.com/chromedp/", "git.sr.ht/~sbinet/gg", "pgregory.net/rapid",
+		"github.com/chromedp/", "git.sr.ht/~sbinet/gg", "pgregory.net/rapid", "github.com/cilium/", "debug/elf",
 		"github.com/hbdproject/hbd/internal/lab", "github.com/hbdproject/hbd/internal/testenv",
 		"github.com/hbdproject/hbd/internal/redistest",
 	}

@@ -7,9 +7,9 @@
 // the old master before the clients' ARP caches flipped, or a keep-alive
 // connection still open there, completes instead of being reset.
 //
-// It is a tc classifier in direct-action mode (an eBPF program loaded with
-// github.com/cilium/ebpf, written with its assembler so no compiler is
-// needed), attached to the VIP interface's ingress through TCX (Linux 6.6)
+// It is a tc classifier in direct-action mode (an eBPF program written with
+// the package's own small assembler, so no compiler is needed, and loaded
+// with three raw bpf(2) calls), attached to the VIP interface's ingress through TCX (Linux 6.6)
 // or, on older kernels, a cls_bpf filter on the clsact qdisc. The program
 // stays attached for the daemon's life and does nothing until Forward
 // turns it on; a map update turns it on and off.
@@ -27,8 +27,6 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -48,9 +46,9 @@ type Chain struct {
 	how     string // "tcx" or "cls_bpf"
 	log     *slog.Logger
 
-	cfg    *ebpf.Map
-	prog   *ebpf.Program
-	tcx    link.Link          // with TCX
+	cfg    int                // the configuration map's descriptor
+	prog   int                // the program's descriptor
+	tcx    int                // the TCX link's descriptor, or -1
 	filter *netlink.BpfFilter // with cls_bpf
 }
 
@@ -65,7 +63,7 @@ func New(ifname string, vips []netip.Prefix, log *slog.Logger) (*Chain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handoff: looking up %s: %w", ifname, err)
 	}
-	c := &Chain{ifindex: ifi.Index, mac: ifi.HardwareAddr, log: log}
+	c := &Chain{ifindex: ifi.Index, mac: ifi.HardwareAddr, log: log, tcx: -1}
 	if len(c.mac) != 6 {
 		return nil, fmt.Errorf("%w: %s has no Ethernet address", ErrNotEthernet, ifname)
 	}
@@ -78,20 +76,18 @@ func New(ifname string, vips []netip.Prefix, log *slog.Logger) (*Chain, error) {
 			c.vip6 = a
 		}
 	}
-	c.cfg, err = ebpf.NewMap(&ebpf.MapSpec{Name: "hbd_handoff", Type: ebpf.Array, KeySize: 4, ValueSize: cfgSize, MaxEntries: 1})
+	c.cfg, err = newArrayMap("hbd_handoff", cfgSize, 1)
 	if err != nil {
 		return nil, fmt.Errorf("handoff: creating the configuration map: %w", err)
 	}
-	c.prog, err = ebpf.NewProgram(&ebpf.ProgramSpec{
-		Name: "hbd_handoff", Type: ebpf.SchedCLS, License: "GPL", Instructions: program(c.cfg.FD()),
-	})
+	c.prog, err = loadSchedCLS("hbd_handoff", program(c.cfg))
 	if err != nil {
-		c.cfg.Close()
+		unix.Close(c.cfg)
 		return nil, fmt.Errorf("handoff: loading the program: %w", err)
 	}
 	if err := c.attach(); err != nil {
-		c.prog.Close()
-		c.cfg.Close()
+		unix.Close(c.prog)
+		unix.Close(c.cfg)
 		return nil, err
 	}
 	return c, nil
@@ -101,7 +97,7 @@ func New(ifname string, vips []netip.Prefix, log *slog.Logger) (*Chain, error) {
 func (c *Chain) How() string { return c.how }
 
 func (c *Chain) attach() error {
-	l, tcxErr := link.AttachTCX(link.TCXOptions{Interface: c.ifindex, Program: c.prog, Attach: ebpf.AttachTCXIngress})
+	l, tcxErr := attachTCXIngress(c.prog, c.ifindex)
 	if tcxErr == nil {
 		c.tcx, c.how = l, "tcx"
 		return nil
@@ -116,7 +112,7 @@ func (c *Chain) attach() error {
 	}
 	f := &netlink.BpfFilter{
 		FilterAttrs: netlink.FilterAttrs{LinkIndex: c.ifindex, Parent: netlink.HANDLE_MIN_INGRESS, Handle: 1, Protocol: unix.ETH_P_ALL, Priority: 0xbd},
-		Fd:          c.prog.FD(), Name: "hbd_handoff", DirectAction: true,
+		Fd:          c.prog, Name: "hbd_handoff", DirectAction: true,
 	}
 	if err := netlink.FilterReplace(f); err != nil {
 		return fmt.Errorf("handoff: attaching: TCX: %w; cls_bpf: %w", tcxErr, err)
@@ -131,7 +127,7 @@ func (c *Chain) Forward(prev net.HardwareAddr) error {
 	if len(prev) != 6 {
 		return fmt.Errorf("handoff: forwarding to %v: not an Ethernet address", prev)
 	}
-	if err := c.cfg.Put(uint32(0), c.config(true, prev)); err != nil {
+	if err := mapPut(c.cfg, 0, c.config(true, prev)); err != nil {
 		return fmt.Errorf("handoff: turning forwarding on: %w", err)
 	}
 	return nil
@@ -139,7 +135,7 @@ func (c *Chain) Forward(prev net.HardwareAddr) error {
 
 // Stop turns forwarding off; the program stays attached.
 func (c *Chain) Stop() error {
-	if err := c.cfg.Put(uint32(0), c.config(false, nil)); err != nil {
+	if err := mapPut(c.cfg, 0, c.config(false, nil)); err != nil {
 		return fmt.Errorf("handoff: turning forwarding off: %w", err)
 	}
 	return nil
@@ -148,15 +144,15 @@ func (c *Chain) Stop() error {
 // Close detaches and unloads the program.
 func (c *Chain) Close() error {
 	var errs []error
-	if c.tcx != nil {
-		errs = append(errs, c.tcx.Close())
+	if c.tcx >= 0 {
+		errs = append(errs, unix.Close(c.tcx))
 	}
 	if c.filter != nil {
 		if err := netlink.FilterDel(c.filter); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
 			errs = append(errs, fmt.Errorf("handoff: removing the filter: %w", err))
 		}
 	}
-	errs = append(errs, c.prog.Close(), c.cfg.Close())
+	errs = append(errs, unix.Close(c.prog), unix.Close(c.cfg))
 	return errors.Join(errs...)
 }
 

@@ -67,6 +67,19 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
+// TestBinarySize keeps the shipped daemon lean.
+func TestBinarySize(t *testing.T) {
+	builtDeb(t)
+	fi, err := os.Stat(filepath.Join(debDir, "hbd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("shipped hbd: %d bytes", fi.Size())
+	if fi.Size() > MaxBinarySize {
+		t.Errorf("shipped hbd is %d bytes, over the %d-byte budget: see what grew with go tool nm -size -sort size", fi.Size(), MaxBinarySize)
+	}
+}
+
 func TestDebName(t *testing.T) {
 	deb := builtDeb(t)
 	if got := filepath.Base(deb); got != "hbd_"+testVersion+"_amd64.deb" {

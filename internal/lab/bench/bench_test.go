@@ -84,13 +84,17 @@ func incomplete(samples []Sample, runs int) []string {
 	var out []string
 	for _, d := range rowDefs(crashCapMS) {
 		want := runs
+		tools := []string{ToolHBD, ToolKeepalived}
 		switch d.scenario {
 		case ScenarioCost:
 			want = 1
 		case ScenarioCrash:
 			want = max(2, runs/4)
+		case ScenarioHandovers:
+			// one series, hbd's alone: keepalived has no handover command
+			want, tools = 1, []string{ToolHBD}
 		}
-		for _, tool := range []string{ToolHBD, ToolKeepalived} {
+		for _, tool := range tools {
 			if n := len(Values(samples, tool, d.setting, d.scenario, d.metric)); n != want {
 				out = append(out, fmt.Sprintf("%s, %s, %s: %d samples, want %d", tool, d.setting, strings.TrimSpace(d.figure), n, want))
 			}
@@ -104,11 +108,14 @@ func incomplete(samples []Sample, runs int) []string {
 func TestIncompleteCatchesMissingRuns(t *testing.T) {
 	var full []Sample
 	for _, d := range rowDefs(crashCapMS) {
-		n := 2
-		if d.scenario == ScenarioCost {
+		n, tools := 2, []string{ToolHBD, ToolKeepalived}
+		switch d.scenario {
+		case ScenarioCost:
 			n = 1
+		case ScenarioHandovers:
+			n, tools = 1, []string{ToolHBD}
 		}
-		for _, tool := range []string{ToolHBD, ToolKeepalived} {
+		for _, tool := range tools {
 			for i := 1; i <= n; i++ {
 				full = append(full, Sample{Tool: tool, Setting: d.setting, Scenario: d.scenario, Run: i, Metric: d.metric, Value: 1})
 			}

@@ -1,0 +1,146 @@
+package handoff
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The three bpf(2) commands the chain needs, made directly: a one-entry
+// array map, a program load and a TCX link. A library's loader (BTF,
+// feature probes, kallsyms, an ELF reader) cost the daemon 1.5 MB of
+// binary for these few calls.
+// Layouts follow union bpf_attr in include/uapi/linux/bpf.h.
+const (
+	cmdMapCreate     = 0
+	cmdMapUpdateElem = 2
+	cmdProgLoad      = 5
+	cmdLinkCreate    = 28
+
+	mapTypeArray         = 2
+	progTypeSchedCLS     = 3
+	attachTypeTCXIngress = 46
+	verifierLogCapacity  = 64 << 10
+)
+
+func bpfCall(cmd int, attr unsafe.Pointer, size uintptr) (int, error) {
+	r, _, errno := unix.Syscall(unix.SYS_BPF, uintptr(cmd), uintptr(attr), size)
+	if errno != 0 {
+		return -1, errno
+	}
+	return int(r), nil
+}
+
+// name16 is an object name as the kernel takes it: at most 15 bytes and a
+// NUL.
+func name16(s string) (n [16]byte) {
+	copy(n[:15], s)
+	return n
+}
+
+type mapCreateAttr struct {
+	mapType, keySize, valueSize, maxEntries, mapFlags, innerMapFD, numaNode uint32
+	name                                                                    [16]byte
+}
+
+// newArrayMap creates a BPF_MAP_TYPE_ARRAY and returns its descriptor.
+func newArrayMap(name string, valueSize, entries uint32) (int, error) {
+	a := mapCreateAttr{mapType: mapTypeArray, keySize: 4, valueSize: valueSize, maxEntries: entries, name: name16(name)}
+	fd, err := bpfCall(cmdMapCreate, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	if err != nil {
+		return -1, fmt.Errorf("bpf map create: %w", err)
+	}
+	return fd, nil
+}
+
+type mapUpdateAttr struct {
+	mapFD       uint32
+	_           uint32
+	key, value  uint64
+	updateFlags uint64
+}
+
+// mapPut sets entry key of the array map fd to value.
+func mapPut(fd int, key uint32, value []byte) error {
+	var k [4]byte
+	binary.NativeEndian.PutUint32(k[:], key)
+	a := mapUpdateAttr{mapFD: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&k[0]))), value: uint64(uintptr(unsafe.Pointer(&value[0])))}
+	_, err := bpfCall(cmdMapUpdateElem, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	runtime.KeepAlive(&k)
+	runtime.KeepAlive(value)
+	if err != nil {
+		return fmt.Errorf("bpf map update: %w", err)
+	}
+	return nil
+}
+
+type progLoadAttr struct {
+	progType, insnCnt           uint32
+	insns, license              uint64
+	logLevel, logSize           uint32
+	logBuf                      uint64
+	kernVersion, progFlags      uint32
+	progName                    [16]byte
+	progIfindex, expectedAttach uint32
+}
+
+// loadSchedCLS loads insns as a tc classifier and returns its descriptor.
+// When the verifier refuses the program, the error carries the end of its
+// log.
+func loadSchedCLS(name string, insns []insn) (int, error) {
+	b, err := assemble(insns)
+	if err != nil {
+		return -1, fmt.Errorf("assembling: %w", err)
+	}
+	license := []byte("GPL\x00")
+	a := progLoadAttr{progType: progTypeSchedCLS, insnCnt: uint32(len(b) / 8),
+		insns: uint64(uintptr(unsafe.Pointer(&b[0]))), license: uint64(uintptr(unsafe.Pointer(&license[0]))),
+		progName: name16(name)}
+	fd, err := bpfCall(cmdProgLoad, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	if err == nil {
+		runtime.KeepAlive(b)
+		runtime.KeepAlive(license)
+		return fd, nil
+	}
+	if !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EINVAL) {
+		return -1, fmt.Errorf("bpf prog load: %w", err)
+	}
+	// Again with the verifier's log, to say why.
+	log := make([]byte, verifierLogCapacity)
+	a.logLevel, a.logSize, a.logBuf = 1, uint32(len(log)), uint64(uintptr(unsafe.Pointer(&log[0])))
+	fd, err2 := bpfCall(cmdProgLoad, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	runtime.KeepAlive(b)
+	runtime.KeepAlive(license)
+	runtime.KeepAlive(log)
+	if err2 == nil {
+		return fd, nil
+	}
+	msg := string(bytes.TrimRight(log, "\x00"))
+	if len(msg) > 400 {
+		msg = "…" + msg[len(msg)-400:]
+	}
+	return -1, fmt.Errorf("bpf prog load: %w: verifier: %s", err, msg)
+}
+
+type linkCreateAttr struct {
+	progFD, targetIfindex, attachType, flags uint32
+	relativeFD                               uint32
+	_                                        uint32
+	expectedRevision                         uint64
+}
+
+// attachTCXIngress links prog to ifindex's TCX ingress and returns the
+// link's descriptor; closing it detaches the program.
+func attachTCXIngress(prog, ifindex int) (int, error) {
+	a := linkCreateAttr{progFD: uint32(prog), targetIfindex: uint32(ifindex), attachType: attachTypeTCXIngress}
+	fd, err := bpfCall(cmdLinkCreate, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	if err != nil {
+		return -1, fmt.Errorf("bpf link create (TCX ingress): %w", err)
+	}
+	return fd, nil
+}
