@@ -39,12 +39,12 @@ func BenchmarkBeat(b *testing.B) {
 	// The handshake: each side's frames carry its sessions, until both
 	// sides' frames echo the other's challenge.
 	our := heartbeat.Frame{Kind: election.Heartbeat, Cluster: 7, State: election.Backup, Priority: 100, Boot: 2, Node: "pc02"}
-	var sess, peerSess []heartbeat.Session
+	var sess []heartbeat.Session
 	for round := 1; !rx.Established("pc01") || !peerRx.Established("pc02"); round++ {
 		if round > 4 {
 			b.Fatal("no session after 4 rounds")
 		}
-		peer.Seq, peer.SentAt, peer.Sessions = uint64(round), now, peerRx.Sessions(peerSess[:0])
+		peer.Seq, peer.SentAt, peer.Sessions = uint64(round), now, peerRx.Sessions(nil)
 		our.Seq, our.SentAt, our.Sessions = uint64(round), now, rx.Sessions(sess[:0])
 		in, _ := peerSigner.AppendSigned(nil, &peer)
 		out, _ := signer.AppendSigned(nil, &our)

@@ -112,10 +112,18 @@ func jmpReg(op uint8, dst, src reg, label string) insn {
 	return insn{op: opJMP | op | srcX, dst: dst, src: src, ref: label}
 }
 
-func ja(label string) insn  { return insn{op: opJMP | jmpJA, ref: label} }
-func call(fn int32) insn    { return insn{op: opJMP | jmpCall, imm: fn} }
-func exit() insn            { return insn{op: opJMP | jmpExit} }
-func (i insn) slots() int16 { return map[bool]int16{true: 2, false: 1}[i.op == opLDDW] }
+func ja(label string) insn { return insn{op: opJMP | jmpJA, ref: label} }
+func call(fn int32) insn   { return insn{op: opJMP | jmpCall, imm: fn} }
+func exit() insn           { return insn{op: opJMP | jmpExit} }
+
+// slots is how many 8-byte slots the instruction takes: two for a 64-bit
+// load, one for the rest.
+func (i insn) slots() int16 {
+	if i.op == opLDDW {
+		return 2
+	}
+	return 1
+}
 
 // assemble encodes prog in the host's byte order, resolving labels.
 func assemble(prog []insn) ([]byte, error) {
