@@ -133,7 +133,8 @@ func TestDegradedLinkDownNeverHolds(t *testing.T) {
 // TestPropertyDegradeNeverBlackout drives 2 or 3 nodes through random
 // check failures, recoveries and cable pulls; then, with every partition
 // healed, every node failing its fault check and at least one link up,
-// exactly one node must hold the VIP, one whose link is up.
+// exactly one node must hold the VIP, one whose link is up (with three
+// nodes: if a majority of links is up; with fewer, none may hold it).
 // All along, no node with its link down holds it.
 func TestPropertyDegradeNeverBlackout(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
@@ -189,6 +190,20 @@ func TestPropertyDegradeNeverBlackout(t *testing.T) {
 			}
 		}
 		wait(4 * time.Second)
+		linked := 0
+		for _, u := range up {
+			if u {
+				linked++
+			}
+		}
+		if linked < QuorumOf(size) {
+			// The majority rule outranks degrading: fewer than a
+			// majority can talk, so nobody may hold the VIP.
+			if h := n.holders(); len(h) != 0 {
+				rt.Fatalf("holders %v with only %d of %d links up; %s", h, linked, size, n.states())
+			}
+			return
+		}
 		// Among degraded nodes the holder keeps the VIP (moving it cannot
 		// cure what they share); only when nobody held it does the best
 		// claim (TestEveryNodeFaultyFromStartStillElects).

@@ -18,6 +18,12 @@
 //   - A planned handover (Candidate, then Release) sends a Released frame;
 //     the target claims on receipt. If it does not claim within
 //     YieldTimeout, the election runs again.
+//   - With three or more nodes (Config.Peers ≥ 2), a node claims, and keeps
+//     the VIP, only while in contact with a majority of the cluster, itself
+//     included (QuorumOf). A master cut off from the majority releases
+//     when its peers expire, within dead_after; the majority stops hearing
+//     it at the same moment and elects among itself. With two nodes the
+//     rule is off: the witness, or the heartbeats alone, decide.
 //   - A node whose own loop stalled for longer than dead_after (SIGSTOP, a
 //     hung host) steps down and listens again before claiming.
 //

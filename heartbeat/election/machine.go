@@ -61,6 +61,7 @@ type Machine struct {
 	yielded     bool      // an operator handed the VIP away: don't preempt back
 	reannounce  bool      // a split brain was seen: announce again if we stay master
 	fullListen  bool      // after a stall: no early end to the listening period
+	quorate     bool      // three or more nodes: a majority was in contact at the last evaluation
 
 	leaseUntil  time.Time // our belief in the witness lease; zero: none
 	leaseBusy   bool      // an acquire or renew is in flight
@@ -159,7 +160,12 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 		p.last = time.Time{}
 		p.seenAsMaster = false
 	case h.State == Master && h.Node == m.yieldTo:
-		m.endYield() // the handover completed
+		// The handover completed. Say so at once: until our next frame,
+		// the target's view of us still names it, and if it hands the
+		// VIP on before then it must not read that as a second release.
+		m.endYield()
+		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+		m.nextSend = now.Add(m.cfg.Interval)
 	}
 	// A Released frame names us; a yielding master's heartbeats name us too,
 	// in case the Released frame was lost on both paths. Another master we
@@ -248,6 +254,9 @@ func (m *Machine) bypass() bool { return m.cfg.Witness && m.cfg.WitnessBypass &&
 // tryClaim claims the VIP, first winning the witness lease if one is
 // configured.
 func (m *Machine) tryClaim(now time.Time, cause Cause, reason string) {
+	if !m.quorum(now).Held() {
+		return // three or more nodes, and no majority in contact: the other side may have one
+	}
 	if m.leaseCovers(now) {
 		m.claim(now, cause, reason)
 		return
@@ -428,6 +437,7 @@ func (m *Machine) Status(now time.Time) Status {
 		Witness:           m.cfg.Witness,
 		LeaseUntil:        m.leaseUntil,
 		WitnessDown:       m.witnessDown,
+		Quorum:            m.quorum(now),
 	}
 	for name, c := range m.checks {
 		if !c.healthy && !c.fault {
@@ -465,6 +475,7 @@ func (m *Machine) begin(now time.Time) {
 }
 
 func (m *Machine) evaluate(now time.Time) {
+	m.noteQuorum(now)
 	if m.faulty() {
 		why := strings.Join(m.faults(), "; ")
 		cause := CauseCheck
@@ -518,9 +529,7 @@ func (m *Machine) evaluate(now time.Time) {
 }
 
 func (m *Machine) evaluateBackup(now time.Time) {
-	if m.yieldTo != "" && !now.Before(m.yieldUntil) {
-		m.endYield()
-	}
+	m.checkYield(now)
 	master := m.aliveMaster(now)
 	if master != nil {
 		m.releaseLease() // won for a claim that is no longer needed
@@ -562,6 +571,19 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		m.startHoldDown(now)
 		m.emit(Action{Kind: ActRelease, Cause: CauseSelfFenced, Reason: "witness lease expired"})
 		m.transition(now, Backup, CauseSelfFenced, "self-fenced: the witness lease could not be renewed in time")
+		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
+		m.nextSend = now.Add(m.cfg.Interval)
+		return
+	}
+	if q := m.quorum(now); !q.Held() {
+		// The majority rule: cut off from most of the cluster, we cannot
+		// tell whether the other side has elected a master (it has, if it
+		// is a majority: it stops hearing us at the same moment we stop
+		// hearing it). Drop the VIP now, within dead_after of the cut.
+		m.startHoldDown(now)
+		m.emit(Action{Kind: ActRelease, Cause: CauseQuorum, Reason: "quorum lost"})
+		m.releaseLease()
+		m.transition(now, Backup, CauseQuorum, fmt.Sprintf("in contact with %d of %d nodes, a majority needs %d: releasing the VIP", q.Have, q.Size, q.Need))
 		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
 		m.nextSend = now.Add(m.cfg.Interval)
 		return
@@ -626,9 +648,7 @@ func (m *Machine) evaluateDegraded(now time.Time, why string) {
 	if m.state != Fault {
 		m.leave(now, Fault, CauseCheck, why)
 	}
-	if m.yieldTo != "" && !now.Before(m.yieldUntil) {
-		m.endYield()
-	}
+	m.checkYield(now)
 	if m.aliveMaster(now) != nil || m.yieldTo != "" {
 		return
 	}
@@ -717,6 +737,11 @@ func (m *Machine) claim(now time.Time, cause Cause, reason string) {
 	m.wantSince = time.Time{}
 	m.lastRefresh = now
 	m.claimedAt = now
+	for _, p := range m.peers {
+		if p.adv.Target == m.cfg.Node {
+			p.adv.Target = "" // that release is used up: it must not make us claim again later
+		}
+	}
 	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Cause: cause, Reason: reason, Bypass: m.bypass()})
 	m.transition(now, Master, cause, reason)
 	m.emit(Action{Kind: ActSend, Frame: Heartbeat})
@@ -731,6 +756,19 @@ func (m *Machine) yield(now time.Time, target string, cause Cause, reason string
 	m.transition(now, Backup, cause, reason)
 	m.emit(Action{Kind: ActSend, Frame: Released, Target: target})
 	m.nextSend = now.Add(m.cfg.Interval)
+}
+
+// checkYield ends a wait for a handover's target once the wait timed out
+// or the target has gone silent: a dead target holds no VIP (with three or
+// more nodes a target cut off from us without a majority cannot hold it
+// either), so the election runs again.
+func (m *Machine) checkYield(now time.Time) {
+	if m.yieldTo == "" {
+		return
+	}
+	if t := m.peers[m.yieldTo]; !now.Before(m.yieldUntil) || t == nil || !m.alive(t, now) {
+		m.endYield()
+	}
 }
 
 func (m *Machine) endYield() { m.yieldTo, m.yieldUntil = "", time.Time{} }
@@ -810,6 +848,38 @@ func (m *Machine) flush(now time.Time) []Action {
 
 func (m *Machine) alive(p *peer, now time.Time) bool {
 	return !p.last.IsZero() && now.Sub(p.last) <= m.cfg.DeadAfter
+}
+
+// noteQuorum listens briefly on regaining a majority: the frames that
+// brought it back may come before fresher ones from nodes we already heard
+// (a priority that changed in the same instant), and two nodes claiming on
+// views one frame apart would both hold the VIP for a moment.
+func (m *Machine) noteQuorum(now time.Time) {
+	q := m.quorum(now)
+	if q.Need == 0 {
+		return
+	}
+	if q.Held() && !m.quorate {
+		m.listenStart = now
+		if until := now.Add(2 * m.cfg.Interval); until.After(m.listenUntil) {
+			m.listenUntil = until
+		}
+	}
+	m.quorate = q.Held()
+}
+
+// quorum counts this node and its live peers against the majority the
+// configured cluster needs. A peer that said bye is not in contact: a
+// majority must be able to answer, not merely have been polite.
+func (m *Machine) quorum(now time.Time) Quorum {
+	q := Quorum{Size: m.cfg.Peers + 1, Have: 1}
+	q.Need = QuorumOf(q.Size)
+	for _, p := range m.peers {
+		if m.alive(p, now) {
+			q.Have++
+		}
+	}
+	return q
 }
 
 func (m *Machine) aliveMaster(now time.Time) *peer {

@@ -223,6 +223,12 @@ var brokenCores = []breakage{
 // package's number of checks, a random seed) against each broken core and
 // fails unless rapid finds a violation. It logs after how many scenarios.
 func TestPropertyCatchesBrokenCores(t *testing.T) {
+	catchBroken(t, playScenario, brokenCores)
+}
+
+// catchBroken runs play against each broken rule and fails unless rapid
+// finds a violation of every one.
+func catchBroken(t *testing.T, play func(*rapid.T, breakage), cores []breakage) {
 	// Failing is the point here: no fail files, and little shrinking.
 	for name, v := range map[string]string{"rapid.nofailfile": "true", "rapid.shrinktime": "50ms"} {
 		old := flag.Lookup(name).Value.String()
@@ -232,12 +238,12 @@ func TestPropertyCatchesBrokenCores(t *testing.T) {
 		t.Cleanup(func() { _ = flag.Set(name, old) })
 	}
 	checks := flag.Lookup("rapid.checks").Value.String()
-	for _, br := range brokenCores {
+	for _, br := range cores {
 		ft := &failTB{name: t.Name()}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			rapid.Check(ft, func(rt *rapid.T) { playScenario(rt, br) })
+			rapid.Check(ft, func(rt *rapid.T) { play(rt, br) })
 		}()
 		<-done
 		if !ft.failed {

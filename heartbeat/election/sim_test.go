@@ -60,7 +60,10 @@ type network struct {
 	// hearing maps a pair of nodes (in name order) that can hear each
 	// other to the time since when they can; a pair that cannot is absent.
 	hearing map[[2]string]time.Time
-	broken  breakage // a deliberately broken rule (self-checks only)
+	// lost maps a pair (in name order) that stopped hearing each other to
+	// when it did.
+	lost   map[[2]string]time.Time
+	broken breakage // a deliberately broken rule (self-checks only)
 }
 
 // breakage is a deliberately broken rule imposed on the real core, to show
@@ -90,7 +93,7 @@ func cfgFor(name string, prio, peers int) Config {
 }
 
 func newNetwork(t *testing.T, cfgs ...Config) *network {
-	n := &network{t: t, now: t0, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, hearing: map[[2]string]time.Time{}}
+	n := &network{t: t, now: t0, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, hearing: map[[2]string]time.Time{}, lost: map[[2]string]time.Time{}}
 	for _, c := range cfgs {
 		n.nodes[c.Node] = &simNode{name: c.Node, m: New(c, t0), link: true}
 		n.names = append(n.names, c.Node)
@@ -215,6 +218,7 @@ func (n *network) trackHearing() {
 				n.hearing[k] = n.now
 			case !now && was:
 				delete(n.hearing, k)
+				n.lost[k] = n.now
 			}
 		}
 	}
@@ -653,9 +657,10 @@ func TestFlapDampingEscalates(t *testing.T) {
 }
 
 // Found by the property test: with three nodes, a partition between b and
-// c makes both master; a (the best) wakes from a stall, hears both and is
-// held down. When c hands over to a, a must not claim while it still hears
-// b as master: the two would hold the VIP while they hear each other.
+// c makes both master (each is in contact with a majority through a, which
+// is in maintenance). When a is back and c hands over to it, a must not
+// claim while it still hears b as master: the two would hold the VIP while
+// they hear each other.
 func TestReleasedTargetWaitsForTheOtherMaster(t *testing.T) {
 	n := newNetwork(t, cfgFor("a", 35, 2), cfgFor("b", 32, 2), cfgFor("c", 2, 2))
 	grace := simDeadAfter + simInterval
@@ -668,18 +673,50 @@ func TestReleasedTargetWaitsForTheOtherMaster(t *testing.T) {
 		}
 	}
 	run(8 * time.Millisecond)
+	n.mustState("a", Master)
 	n.cut[[2]string{"b", "c"}], n.cut[[2]string{"c", "b"}] = true, true
-	run(7 * time.Millisecond)
-	n.nodes["a"].down = true // a claimed at once; now it stalls
-	run(690 * time.Millisecond)
-	n.nodes["a"].down = false
-	run(480 * time.Millisecond)
+	n.apply(n.nodes["a"], n.nodes["a"].m.SetMaintenance(n.now, true))
+	run(700 * time.Millisecond)
 	n.mustState("b", Master)
 	n.mustState("c", Master)
+	n.apply(n.nodes["a"], n.nodes["a"].m.SetMaintenance(n.now, false))
+	run(20 * time.Millisecond)
 	acts, err := n.nodes["c"].m.Release(n.now, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.apply(n.nodes["c"], acts)
 	run(2 * time.Second)
+}
+
+// Found by the property test: n0 hands over to n1, which is preempted by
+// n2 at once; when n2 then hands over to n0, n1 must not read n0's last
+// frame (still naming n1 as the target of n0's old release) as a second
+// release and claim beside n0.
+func TestStaleReleaseIsNotReused(t *testing.T) {
+	a, b, c := cfgFor("n0", 1, 2), cfgFor("n1", 1, 2), cfgFor("n2", 1, 2)
+	a.Preempt, b.Preempt = false, false
+	n := newNetwork(t, a, b, c)
+	run := func(d time.Duration) {
+		for end := n.now.Add(d); n.now.Before(end); {
+			n.run(simStep)
+			if h := n.holders(); len(h) > 1 {
+				t.Fatalf("holders %v; %s", h, n.states())
+			}
+		}
+	}
+	run(307 * time.Millisecond)
+	n.apply(n.nodes["n1"], n.nodes["n1"].m.SetCheck(n.now, "app", 1, false, false))
+	run(3 * time.Millisecond)
+	acts, err := n.nodes["n0"].m.Release(n.now, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.apply(n.nodes["n0"], acts)
+	run(41 * time.Millisecond)
+	n.mustState("n2", Master) // preempted n1: its priority is lower
+	n.apply(n.nodes["n2"], n.nodes["n2"].m.SetCheck(n.now, "app", 0, true, false))
+	run(time.Second)
+	n.mustState("n0", Master)
+	n.mustState("n1", Backup)
 }

@@ -105,7 +105,7 @@ func (f Flags) String() string {
 type Config struct {
 	Node         string        // this node's name; unique in the cluster
 	Priority     int           // configured priority, 1..255
-	Peers        int           // number of configured peers, to end the start-up wait early once all were heard
+	Peers        int           // number of configured peers: ends the start-up wait early once all were heard, and with two or more sets the quorum (see Quorum)
 	Interval     time.Duration // heartbeat period
 	DeadAfter    time.Duration // silence after which a peer is dead; also the start-up listening time
 	Preempt      bool          // an outranking backup may take the VIP back (by handover)
@@ -146,10 +146,11 @@ const (
 	CauseWitness           // the witness lease is held by another node
 	CauseSelfFenced        // the witness lease could not be renewed in time
 	CauseDegraded          // every node fails its checks: the best one whose link is up holds the VIP
+	CauseQuorum            // three or more nodes, and we lost contact with a majority of them
 )
 
 var causeLabels = [...]string{"none", "started", "stopping", "no master", "released", "handover", "preempted",
-	"link down", "check", "maintenance", "recovered", "split brain", "stalled", "witness", "self-fenced", "degraded"}
+	"link down", "check", "maintenance", "recovered", "split brain", "stalled", "witness", "self-fenced", "degraded", "quorum lost"}
 
 // Causes lists every cause, for metrics that pre-create their series.
 func Causes() []Cause {
@@ -305,4 +306,27 @@ type Status struct {
 	Witness           bool      // a witness is configured
 	LeaseUntil        time.Time // our belief in the lease; zero if we hold none
 	WitnessDown       bool      // the last witness call got no answer
+	Quorum            Quorum
+}
+
+// Quorum is the majority rule's view at one instant. With three or more
+// nodes (Size ≥ 3) a node may claim and keep the VIP only while Have ≥
+// Need; with one or two nodes Need is 0 and the rule is off (the witness,
+// or the heartbeats alone, decide).
+type Quorum struct {
+	Size int // nodes in the cluster, this one included
+	Need int // nodes a majority needs: Size/2+1; 0 when the rule is off
+	Have int // this node plus the live peers
+}
+
+// Held reports whether the rule lets this node hold the VIP.
+func (q Quorum) Held() bool { return q.Have >= q.Need }
+
+// QuorumOf returns the majority a cluster of size nodes needs, or 0 when
+// the rule does not apply (one or two nodes).
+func QuorumOf(size int) int {
+	if size < 3 {
+		return 0
+	}
+	return size/2 + 1
 }
