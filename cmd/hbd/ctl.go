@@ -135,6 +135,13 @@ func printStatus(w io.Writer, s *control.Status) {
 		}
 		fmt.Fprintf(out, "witness (policy %s): reachable %v, lease %s\n", w.Policy, w.Reachable, lease)
 	}
+	if q := s.Quorum; q != nil {
+		held := "held"
+		if !q.Held {
+			held = "NOT HELD: this node may not hold the VIP"
+		}
+		fmt.Fprintf(w, "quorum %s: %d of %d nodes in contact, a majority is %d\n", held, q.Have, q.Size, q.Need)
+	}
 	if s.HoldDownLeft > 0 {
 		fmt.Fprintf(w, "held down (no preemption) for %s more\n", time.Duration(s.HoldDownLeft).Round(time.Millisecond))
 	}
@@ -144,6 +151,9 @@ func printStatus(w io.Writer, s *control.Status) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nPEER\tADDRESS\tSTATE\tALIVE\tPRIO\tEPOCH\tREADY\tUDP AGE\tTCP AGE\tRTT\tLOST")
 	for _, p := range s.Peers {
+		if p.Node == "" {
+			p.Node = "-"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%d\t%d\t%v\t%s\t%s\t%s\t%d\n", p.Node, p.Address, p.State, p.Alive, p.Priority, p.Epoch, p.Ready,
 			age(p.LastFrame["udp"]), age(p.LastFrame["tcp"]), time.Duration(p.RTT).Round(time.Microsecond), p.Lost)
 	}

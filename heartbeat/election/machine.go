@@ -404,6 +404,13 @@ func (m *Machine) NextDeadline() time.Time {
 	}
 	if m.state == Master {
 		early(m.lastRefresh.Add(m.cfg.Refresh))
+		if m.cfg.Peers >= 2 {
+			for _, p := range m.peers {
+				if !p.last.IsZero() {
+					early(p.last.Add(m.holdWindow() + time.Nanosecond))
+				}
+			}
+		}
 	}
 	if m.cfg.Witness {
 		if m.state == Master {
@@ -579,7 +586,8 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		// The majority rule: cut off from most of the cluster, we cannot
 		// tell whether the other side has elected a master (it has, if it
 		// is a majority: it stops hearing us at the same moment we stop
-		// hearing it). Drop the VIP now, within dead_after of the cut.
+		// hearing it, and claims dead_after later). Drop the VIP before
+		// that: holdWindow after the cut.
 		m.startHoldDown(now)
 		m.emit(Action{Kind: ActRelease, Cause: CauseQuorum, Reason: "quorum lost"})
 		m.releaseLease()
@@ -871,15 +879,30 @@ func (m *Machine) noteQuorum(now time.Time) {
 // quorum counts this node and its live peers against the majority the
 // configured cluster needs. A peer that said bye is not in contact: a
 // majority must be able to answer, not merely have been polite.
+//
+// A peer counts while heard within holdWindow, a little less than
+// dead_after: see there.
 func (m *Machine) quorum(now time.Time) Quorum {
 	q := Quorum{Size: m.cfg.Peers + 1, Have: 1}
 	q.Need = QuorumOf(q.Size)
+	window := m.holdWindow()
 	for _, p := range m.peers {
-		if m.alive(p, now) {
+		if !p.last.IsZero() && now.Sub(p.last) <= window {
 			q.Have++
 		}
 	}
 	return q
+}
+
+// holdWindow is how recently a node must have heard a majority to claim
+// or keep the VIP: a quarter of dead_after shorter than the time after
+// which the other side's backups declare it dead (but leaving at least
+// two intervals), so that in a partition the minority's master has
+// released before the majority claims, and the two sides never hold the
+// VIP at once.
+func (m *Machine) holdWindow() time.Duration {
+	guard := min(m.cfg.DeadAfter/4, m.cfg.DeadAfter-2*m.cfg.Interval)
+	return m.cfg.DeadAfter - max(guard, 0)
 }
 
 func (m *Machine) aliveMaster(now time.Time) *peer {

@@ -178,8 +178,12 @@ func TestMinorityMasterReleasesWithinDeadAfter(t *testing.T) {
 	n.until(time.Second, "n0 master", n.onlyHolder("n0"))
 	n.split(map[string]int{"n0": 1})
 	took := n.until(time.Second, "n0 releases", func() bool { return !n.nodes["n0"].held })
-	if took > simDeadAfter+2*simStep {
+	if took > simDeadAfter {
 		t.Errorf("the minority master released after %s, want within dead_after", took)
+	}
+	n.until(time.Second, "n1 claims", n.onlyHolder("n1"))
+	if n.double != 0 {
+		t.Errorf("the two sides held the VIP at once for %s", n.double)
 	}
 	if c := n.nodes["n0"].notes[len(n.nodes["n0"].notes)-1].Cause; c != CauseQuorum {
 		t.Errorf("cause %s, want %s", c, CauseQuorum)

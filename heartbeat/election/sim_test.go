@@ -559,14 +559,21 @@ func TestThreeNodesIsolateAndRecover(t *testing.T) {
 	n.until(time.Second, "a master", n.onlyHolder("a"))
 	n.run(200 * time.Millisecond)
 	n.isolate("a")
-	n.until(time.Second, "b claims", func() bool { return n.nodes["b"].holds(n.now) })
+	// Alone, a has no majority: it releases before b claims.
+	n.until(time.Second, "b alone", n.onlyHolder("b"))
 	n.run(time.Second)
 	n.mustState("c", Backup)
+	n.mustState("a", Backup)
 	n.recover()
-	n.until(simInterval+5*simDelay, "a alone after heal", n.onlyHolder("a"))
+	// Back in the majority, a listens two intervals, then preempts b by
+	// handover.
+	n.until(3*simInterval+5*simDelay, "a alone after heal", n.onlyHolder("a"))
 	n.run(3 * time.Second)
 	if h := n.holders(); len(h) != 1 {
 		t.Errorf("holders %v", h)
+	}
+	if n.double != 0 {
+		t.Errorf("two holders for %s", n.double)
 	}
 }
 

@@ -37,7 +37,9 @@ type Config struct {
 	// network, never a VIP. Required; the port defaults to 8707.
 	Listen Endpoint `yaml:"listen"`
 	// Peers are the other nodes' heartbeat addresses, with optional ports
-	// (default: the listen port). At least one is required.
+	// (default: the listen port). At least one is required. With two or
+	// more peers (three or more nodes) a node holds the VIP only while in
+	// contact with a majority of the cluster, itself included.
 	Peers []Endpoint `yaml:"peers"`
 	// Interval is the time between two heartbeats to every peer. 5ms to 10s.
 	// Default: 5ms (see dead_after).
@@ -78,7 +80,9 @@ type Config struct {
 	// Default: none (the VIP moves without draining).
 	Drain Drain `yaml:"drain"`
 	// Witness is an optional lease in Redis that makes two masters
-	// impossible in a two-node cluster. Default: none (heartbeats alone).
+	// impossible in a two-node cluster (with three or more nodes the
+	// majority does that; a witness then adds its lease on top). Default:
+	// none (heartbeats alone).
 	Witness Witness `yaml:"witness"`
 }
 

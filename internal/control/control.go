@@ -76,12 +76,23 @@ type Status struct {
 	Peers             []Peer         `json:"peers"`
 	Checks            []Check        `json:"checks,omitempty"`
 	Witness           *Witness       `json:"witness,omitempty"`
+	Quorum            *Quorum        `json:"quorum,omitempty"` // three or more nodes only
 	// Rejected counts refused frames by path ("udp", "tcp") and reason
 	// ("bad_tag", "replay", "duplicate", ...).
 	Rejected map[string]map[string]uint64 `json:"rejected"`
 }
 
-// Peer is one peer as this node sees it.
+// Quorum is the majority rule as this node sees it (three or more nodes):
+// it may hold the VIP only while Have ≥ Need.
+type Quorum struct {
+	Size int  `json:"size"` // nodes in the cluster, this one included
+	Need int  `json:"need"` // a majority
+	Have int  `json:"have"` // this node and its live peers
+	Held bool `json:"held"`
+}
+
+// Peer is one peer as this node sees it. A configured peer never heard
+// has no Node and the state UNHEARD.
 type Peer struct {
 	Node      string            `json:"node"`
 	Address   string            `json:"address"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hbdproject/hbd/heartbeat"
 	"github.com/hbdproject/hbd/heartbeat/election"
+	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/drain"
 )
@@ -312,6 +313,10 @@ func (d *Daemon) status(now time.Time) control.Status {
 		}
 		st.Peers = append(st.Peers, cp)
 	}
+	st.Peers = append(st.Peers, unheardPeers(d.cfg, st.Peers)...)
+	if q := cs.Quorum; q.Need > 0 {
+		st.Quorum = &control.Quorum{Size: q.Size, Need: q.Need, Have: q.Have, Held: q.Held()}
+	}
 	for _, r := range d.checks.Snapshot() {
 		st.Checks = append(st.Checks, control.Check{Name: r.Name, Healthy: r.Healthy, Weight: r.Weight, Fault: r.Fault, Detail: r.Detail})
 	}
@@ -336,6 +341,23 @@ func (d *Daemon) status(now time.Time) control.Status {
 		}
 	}
 	return st
+}
+
+// unheardPeers lists the configured peers no frame has come from yet, so
+// that status shows every node of the cluster.
+func unheardPeers(cfg *config.Config, heard []control.Peer) []control.Peer {
+	seen := map[string]bool{}
+	for _, p := range heard {
+		seen[p.Address] = true
+	}
+	var out []control.Peer
+	for _, p := range cfg.Peers {
+		if a := p.Addr().String(); !seen[a] {
+			out = append(out, control.Peer{Address: a, State: "UNHEARD",
+				LastFrame: map[string]control.Age{"udp": control.Age(-time.Second), "tcp": control.Age(-time.Second)}, Received: map[string]uint64{}})
+		}
+	}
+	return out
 }
 
 func (d *Daemon) metricsServer(addr string) (func(context.Context) error, error) {

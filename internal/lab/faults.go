@@ -13,6 +13,9 @@ import (
 type faultState struct {
 	loss     int  // percent of frames from the host dropped
 	blackout bool // every frame from and to the host dropped
+	// cut lists the hosts the host's frames do not reach (a partition);
+	// Partition sets both directions.
+	cut []string
 }
 
 // setupNft creates the bridge table: per host an "in-<host>" chain (frames
@@ -43,6 +46,13 @@ func (l *Lab) applyFault(host string, f faultState) error {
 	fmt.Fprintf(&b, "flush chain bridge %[1]s in-%[2]s\nflush chain bridge %[1]s out-%[2]s\n", nftTable, host)
 	if f.blackout {
 		fmt.Fprintf(&b, "add rule bridge %[1]s in-%[2]s drop\nadd rule bridge %[1]s out-%[2]s drop\n", nftTable, host)
+	}
+	if len(f.cut) > 0 {
+		ports := make([]string, len(f.cut))
+		for i, h := range f.cut {
+			ports[i] = fmt.Sprintf("%q", l.hosts[h].Port)
+		}
+		fmt.Fprintf(&b, "add rule bridge %s in-%s oifname { %s } drop\n", nftTable, host, strings.Join(ports, ", "))
 	}
 	switch {
 	case f.loss >= 100: // nft rejects "< 100" for a mod 100 value
@@ -156,3 +166,42 @@ func (l *Lab) setIsolated(hosts []string, on bool) error {
 	l.log.Info("lab: isolation", "hosts", strings.Join(hosts, ","), "isolated", on)
 	return nil
 }
+
+// Partition cuts every path between hosts on different sides, both ways,
+// while each host keeps reaching the hosts on no side (the client and
+// Redis, typically): Partition([]string{"pc01"}, []string{"pc02", "pc03"})
+// is a 2/1 partition of three nodes that all still serve the client. It
+// replaces any earlier partition; Heal ends it. The rules are per frame
+// and per output port in the LAN namespace's bridge table (`iifname PORT
+// ... oifname { PORTS } drop`), so flooded ARP is cut too.
+func (l *Lab) Partition(sides ...[]string) error {
+	side := map[string]int{}
+	for i, hs := range sides {
+		for _, h := range hs {
+			if _, err := l.host(h); err != nil {
+				return err
+			}
+			if _, dup := side[h]; dup {
+				return fmt.Errorf("lab: partition: %s is on two sides", h)
+			}
+			side[h] = i
+		}
+	}
+	for _, h := range l.order {
+		s, on := side[h]
+		var cut []string
+		for _, o := range l.order {
+			if so, ok := side[o]; on && ok && so != s {
+				cut = append(cut, o)
+			}
+		}
+		if err := l.updateFault(h, func(f *faultState) { f.cut = cut }); err != nil {
+			return fmt.Errorf("lab: partitioning %s from %v: %w", h, cut, err)
+		}
+	}
+	l.log.Info("lab: partition", "sides", fmt.Sprint(sides))
+	return nil
+}
+
+// Heal ends a partition made by Partition.
+func (l *Lab) Heal() error { return l.Partition() }

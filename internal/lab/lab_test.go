@@ -215,6 +215,25 @@ func TestLab(t *testing.T) {
 		mustReach(t, l, "pc01", "pc02")
 	})
 
+	t.Run("Partition", func(t *testing.T) {
+		if err := l.Partition([]string{"pc01"}, []string{"pc02", "redis"}); err != nil {
+			t.Fatal(err)
+		}
+		mustNotReach(t, l, "pc01", "pc02")
+		mustNotReach(t, l, "redis", "pc01")
+		mustReach(t, l, "pc02", "redis")
+		mustReach(t, l, "pc01", "client")
+		mustReach(t, l, "client", "pc02")
+		if err := l.Partition([]string{"pc01"}, []string{"pc01"}); err == nil {
+			t.Error("a host on two sides accepted")
+		}
+		if err := l.Heal(); err != nil {
+			t.Fatal(err)
+		}
+		mustReach(t, l, "pc01", "pc02")
+		mustReach(t, l, "redis", "pc01")
+	})
+
 	t.Run("LossAndBlackout", func(t *testing.T) {
 		if err := l.SetLoss("pc01", 100); err != nil {
 			t.Fatal(err)
