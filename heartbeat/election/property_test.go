@@ -24,11 +24,17 @@ import (
 // under the race detector on two loaded cores.
 const propertyChecks = 600
 
+// checksGiven is set when -rapid.checks or RAPID_CHECKS chose the number
+// of scenarios: then every property plays that many.
+var checksGiven bool
+
 func TestMain(m *testing.M) {
 	flag.Parse()
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "rapid.checks" })
-	if _, env := os.LookupEnv("RAPID_CHECKS"); !set && !env {
+	_, env := os.LookupEnv("RAPID_CHECKS")
+	checksGiven = set || env
+	if !checksGiven {
 		if err := flag.Set("rapid.checks", strconv.Itoa(propertyChecks)); err != nil {
 			panic(err)
 		}
