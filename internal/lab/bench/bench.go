@@ -268,6 +268,12 @@ func (r *runner) run(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("setting %s: %w", set, err))
 		}
 	}
+	if slices.Contains(r.o.Settings, SettingDefaults) && ctx.Err() == nil {
+		if err := r.threeNodeSeries(ctx); err != nil {
+			r.warn("three nodes: %v", err)
+			errs = append(errs, fmt.Errorf("three nodes: %w", err))
+		}
+	}
 	if r.o.Handovers > 0 && ctx.Err() == nil {
 		if err := r.handoverSeries(ctx); err != nil {
 			r.warn("handover series: %v", err)

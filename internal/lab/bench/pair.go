@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"syscall"
 	"time"
 
@@ -76,7 +77,13 @@ type pairConfig struct {
 }
 
 func newLab(ctx context.Context, prefix string, c pairConfig) (*lab.Lab, error) {
-	o := lab.Options{Prefix: prefix, Hosts: []string{master, standby, "redis", "client"}}
+	return newLabOf(ctx, prefix, c, hosts...)
+}
+
+// newLabOf is newLab with other daemon hosts (Redis and the client are
+// added).
+func newLabOf(ctx context.Context, prefix string, c pairConfig, nodes ...string) (*lab.Lab, error) {
+	o := lab.Options{Prefix: prefix, Hosts: append(slices.Clone(nodes), "redis", "client")}
 	if c.logDir != "" {
 		o.Dir = filepath.Join(c.logDir, c.name)
 		os.RemoveAll(o.Dir)

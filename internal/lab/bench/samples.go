@@ -42,6 +42,10 @@ const (
 	ScenarioLossSoak   = "loss_soak"
 	ScenarioProfile    = "profile"
 	ScenarioHandovers  = "handovers"
+	// Three nodes (hbd alone: keepalived has no quorum): a cable pull of
+	// the master, and a 2/1 partition that cuts the master off.
+	ScenarioThreeCablePull = "three_cable_pull"
+	ScenarioPartition      = "partition_2_1"
 )
 
 // Sample is one measured value: a row of samples.csv.
