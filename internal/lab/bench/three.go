@@ -45,22 +45,18 @@ func (r *runner) threeNodeSeries(ctx context.Context) (err error) {
 		return err
 	}
 	var errs []error
-	for i := 1; i <= r.o.Runs && ctx.Err() == nil; i++ {
-		if err := r.threeCablePull(ctx, l, i); err != nil {
-			r.warn("hbd three nodes cable pull %d: %v", i, err)
-			errs = append(errs, err)
-		}
-		if err := settle(); err != nil {
-			return errors.Join(append(errs, err)...)
-		}
-	}
-	for i := 1; i <= r.o.Runs && ctx.Err() == nil; i++ {
-		if err := r.partition(ctx, l, i); err != nil {
-			r.warn("hbd three nodes partition %d: %v", i, err)
-			errs = append(errs, err)
-		}
-		if err := settle(); err != nil {
-			return errors.Join(append(errs, err)...)
+	for _, sc := range []struct {
+		name string
+		run  func(context.Context, *lab.Lab, int) error
+	}{{"cable pull", r.threeCablePull}, {"partition", r.partition}} {
+		for i := 1; i <= r.o.Runs && ctx.Err() == nil; i++ {
+			if err := sc.run(ctx, l, i); err != nil {
+				r.warn("hbd three nodes %s %d: %v", sc.name, i, err)
+				errs = append(errs, err)
+			}
+			if err := settle(); err != nil {
+				return errors.Join(append(errs, err)...)
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -69,31 +65,42 @@ func (r *runner) threeNodeSeries(ctx context.Context) (err error) {
 // threeCablePull pulls the master's cable and measures the client's gap
 // until the best standby answers.
 func (r *runner) threeCablePull(ctx context.Context, l *lab.Lab, run int) error {
+	g, _, err := r.faultGap(ctx, l, func() error { return l.CablePull(master) }, func() error { return l.CablePlug(master) })
+	if err != nil {
+		return err
+	}
+	r.add(ToolHBD, SettingDefaults, ScenarioThreeCablePull, run, "gap_ms", ms(g.Duration()))
+	r.add(ToolHBD, SettingDefaults, ScenarioThreeCablePull, run, "failed_probes", float64(g.Failures))
+	r.logf("hbd        three nodes cable pull %2d: outage %6.1f ms, %3d failed probes", run, ms(g.Duration()), g.Failures)
+	return nil
+}
+
+// faultGap probes the VIP from the client, makes the fault, waits for the
+// standby's first good answer, undoes the fault and returns the client's
+// outage and the fault's time.
+func (r *runner) faultGap(ctx context.Context, l *lab.Lab, fault, undo func() error) (lab.Gap, time.Time, error) {
 	f := startFleet(ctx, l)
 	defer f.Stop()
 	if err := sleep(ctx, r.preFault()); err != nil {
-		return err
+		return lab.Gap{}, time.Time{}, err
 	}
 	t0 := time.Now()
-	if err := l.CablePull(master); err != nil {
-		return err
+	if err := fault(); err != nil {
+		return lab.Gap{}, t0, errors.Join(err, undo())
 	}
 	werr := waitFirstGood(ctx, t0, standby, failoverLimit, f.Results)
 	if werr == nil {
 		werr = sleep(ctx, postFirstGood)
 	}
 	f.Stop()
-	if err := errors.Join(werr, l.CablePlug(master)); err != nil {
-		return err
+	if err := errors.Join(werr, undo()); err != nil {
+		return lab.Gap{}, t0, err
 	}
 	g, ok := outage(f.Results(), t0, standby)
 	if !ok {
-		return errors.New("no outage found in the probe results")
+		return lab.Gap{}, t0, errors.New("no outage found in the probe results")
 	}
-	r.add(ToolHBD, SettingDefaults, ScenarioThreeCablePull, run, "gap_ms", ms(g.Duration()))
-	r.add(ToolHBD, SettingDefaults, ScenarioThreeCablePull, run, "failed_probes", float64(g.Failures))
-	r.logf("hbd        three nodes cable pull %2d: outage %6.1f ms, %3d failed probes", run, ms(g.Duration()), g.Failures)
-	return nil
+	return g, t0, nil
 }
 
 // partition cuts the master off from both standbys (every host still
@@ -105,21 +112,9 @@ func (r *runner) partition(ctx context.Context, l *lab.Lab, run int) error {
 		return err
 	}
 	defer w.Stop()
-	f := startFleet(ctx, l)
-	defer f.Stop()
-	if err := sleep(ctx, r.preFault()); err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := l.Partition([]string{master}, []string{standby, third}); err != nil {
-		return err
-	}
-	werr := waitFirstGood(ctx, t0, standby, failoverLimit, f.Results)
-	if werr == nil {
-		werr = sleep(ctx, postFirstGood)
-	}
-	f.Stop()
-	if err := errors.Join(werr, w.Stop(), l.Heal()); err != nil {
+	g, t0, err := r.faultGap(ctx, l, func() error { return l.Partition([]string{master}, []string{standby, third}) },
+		func() error { return errors.Join(w.Stop(), l.Heal()) })
+	if err != nil {
 		return err
 	}
 	s, err := w.Result()
@@ -135,10 +130,6 @@ func (r *runner) partition(ctx context.Context, l *lab.Lab, run int) error {
 	}
 	if release < 0 {
 		return fmt.Errorf("%s never released the VIP while cut off", master)
-	}
-	g, ok := outage(f.Results(), t0, standby)
-	if !ok {
-		return errors.New("no outage found in the probe results")
 	}
 	double := s.Window(t0, time.Now()).DoubleHolderDuration()
 	r.add(ToolHBD, SettingDefaults, ScenarioPartition, run, "release_ms", ms(release))
