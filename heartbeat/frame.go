@@ -34,12 +34,28 @@ import (
 //	      1 session count k (0..MaxSessions)
 //	   24×k sessions, each: peer boot id (8), our challenge to that
 //	        boot (8), the challenge that boot gave us, echoed (8; 0 = none)
+//	        version 3 only, the VIP groups:
+//	      1 group count g (1..MaxGroups)
+//	        g groups, in ascending id order, each: id (1, 1..255),
+//	        flags (1), state (1), effective priority (1), epoch (8),
+//	        target name length (1, 0..64), target name
 //	     16 HMAC-SHA256(key, everything before it), first 16 bytes
 //
-// Version 1 had no sessions; a version 1 frame fails with ErrVersion.
+// Version 3 is version 2 plus the group block: a frame with groups is
+// encoded as version 3, one without as version 2, byte for byte what a
+// version 2 node sends, so that clusters without groups keep talking to
+// older nodes during a rolling update. Version 1 had no sessions; a
+// version 1 frame fails with ErrVersion.
 const (
-	// Version is the wire format version this package speaks.
+	// Version is the wire format version of a frame without groups.
 	Version = 2
+	// VersionGroups is the wire format version of a frame with groups.
+	VersionGroups = 3
+	// MaxGroups is the most VIP groups a frame carries.
+	MaxGroups = 8
+	// groupFixed is the encoded size of a group entry without its
+	// target name: id, flags, state, priority, epoch, target length.
+	groupFixed = 13
 	// MaxSessions is the most session entries a frame carries: two (the
 	// established session and a tentative one) for each of up to
 	// MaxPeers peers.
@@ -53,9 +69,9 @@ const (
 	// TagSize is the length of the truncated HMAC-SHA256 tag (128 bits).
 	TagSize = 16
 	// MaxFrameSize bounds an encoded frame; the largest valid frame is
-	// headerSize+1+64+1+64+1+16×24+TagSize = 574 bytes. Transports drop
-	// anything bigger unread.
-	MaxFrameSize = 576
+	// headerSize+1+64+1+64+1+16×24+1+8×(13+64)+TagSize = 1191 bytes.
+	// Transports drop anything bigger unread.
+	MaxFrameSize = 1192
 	// MinKeyLen is the shortest cluster key the config should accept; the
 	// package itself only refuses an empty key.
 	MinKeyLen = 16
@@ -85,11 +101,28 @@ type Frame struct {
 	SentAt time.Time
 	Node   string // sender's node name, 1..64 bytes of UTF-8
 	Target string // election.Released: the node the VIP was released for; 0..64 bytes
+	// Groups are the sender's VIP groups (at most MaxGroups, ids
+	// ascending), each with its own election state; nil for a node
+	// without groups, whose one election is the frame's own State,
+	// Priority, Epoch, Flags and Target. Kind is the frame's: a Bye ends
+	// every group, and a Released frame names its target in the group
+	// entry that released.
+	Groups []Group
 	// Sessions are the sender's sessions with its peers' boots (at most
 	// MaxSessions): each names a peer boot, the challenge the sender gave
 	// it and the challenge it gave the sender. A receiver counts the frame
 	// only if it echoes the receiver's current challenge (see Receiver).
 	Sessions []Session
+}
+
+// Group is one VIP group's election state in a frame.
+type Group struct {
+	ID       uint8 // the group's id, 1..255, the same on every node
+	Flags    election.Flags
+	State    election.State
+	Priority uint8 // effective priority in this group
+	Epoch    uint64
+	Target   string // the node this group's VIPs were released for; 0..64 bytes
 }
 
 // Session is one entry of a frame's session list, as seen by the sender.
@@ -184,6 +217,17 @@ func (f *Frame) Validate() error {
 	if len(f.Sessions) > MaxSessions {
 		return fmt.Errorf("%w: %d sessions, at most %d", ErrMalformed, len(f.Sessions), MaxSessions)
 	}
+	if len(f.Groups) > MaxGroups {
+		return fmt.Errorf("%w: %d groups, at most %d", ErrMalformed, len(f.Groups), MaxGroups)
+	}
+	for i, g := range f.Groups {
+		if g.ID == 0 || (i > 0 && g.ID <= f.Groups[i-1].ID) {
+			return fmt.Errorf("%w: group ids must be 1..255 in ascending order, without repeats", ErrMalformed)
+		}
+		if err := checkName("group target", g.Target, 0); err != nil {
+			return err
+		}
+	}
 	return checkName("target", f.Target, 0)
 }
 
@@ -197,7 +241,11 @@ func (f *Frame) sentNanos() int64 {
 // appendBody appends the unsigned encoding of f (everything the tag covers).
 // f must be valid.
 func (f *Frame) appendBody(dst []byte) []byte {
-	dst = append(dst, magic0, magic1, Version, byte(f.Kind))
+	version := byte(Version)
+	if len(f.Groups) > 0 {
+		version = VersionGroups
+	}
+	dst = append(dst, magic0, magic1, version, byte(f.Kind))
 	dst = binary.BigEndian.AppendUint32(dst, f.Cluster)
 	dst = append(dst, byte(f.Flags), byte(f.State), f.Priority)
 	dst = binary.BigEndian.AppendUint64(dst, f.Boot)
@@ -213,6 +261,15 @@ func (f *Frame) appendBody(dst []byte) []byte {
 		dst = binary.BigEndian.AppendUint64(dst, s.PeerBoot)
 		dst = binary.BigEndian.AppendUint64(dst, s.Challenge)
 		dst = binary.BigEndian.AppendUint64(dst, s.Echo)
+	}
+	if len(f.Groups) > 0 {
+		dst = append(dst, byte(len(f.Groups)))
+		for _, g := range f.Groups {
+			dst = append(dst, g.ID, byte(g.Flags), byte(g.State), g.Priority)
+			dst = binary.BigEndian.AppendUint64(dst, g.Epoch)
+			dst = append(dst, byte(len(g.Target)))
+			dst = append(dst, g.Target...)
+		}
 	}
 	return dst
 }
@@ -287,8 +344,8 @@ func parse(b []byte) (Frame, error) {
 	if b[0] != magic0 || b[1] != magic1 {
 		return Frame{}, ErrBadMagic
 	}
-	if b[2] != Version {
-		return Frame{}, fmt.Errorf("%w: frame version %d, this hbd speaks version %d", ErrVersion, b[2], Version)
+	if b[2] != Version && b[2] != VersionGroups {
+		return Frame{}, fmt.Errorf("%w: frame version %d, this hbd speaks versions %d and %d", ErrVersion, b[2], Version, VersionGroups)
 	}
 	if len(b) > MaxFrameSize {
 		return Frame{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformed, len(b), MaxFrameSize)
@@ -319,6 +376,11 @@ func parse(b []byte) (Frame, error) {
 	}
 	if f.Sessions, rest, err = parseSessions(rest); err != nil {
 		return Frame{}, err
+	}
+	if b[2] == VersionGroups {
+		if f.Groups, rest, err = parseGroups(rest); err != nil {
+			return Frame{}, err
+		}
 	}
 	if len(rest) != 0 {
 		return Frame{}, fmt.Errorf("%w: %d bytes between names and tag", ErrMalformed, len(rest))
@@ -351,6 +413,34 @@ func parseSessions(b []byte) ([]Session, []byte, error) {
 		}
 	}
 	return ss, b[k*sessionSize:], nil
+}
+
+// parseGroups decodes a version 3 frame's group block: at least one
+// group (a frame without groups is version 2), ids ascending.
+func parseGroups(b []byte) ([]Group, []byte, error) {
+	if len(b) < 1 {
+		return nil, nil, fmt.Errorf("%w: no group count", ErrTruncated)
+	}
+	g := int(b[0])
+	if g < 1 || g > MaxGroups {
+		return nil, nil, fmt.Errorf("%w: %d groups in a version %d frame, want 1..%d", ErrMalformed, g, VersionGroups, MaxGroups)
+	}
+	b = b[1:]
+	gs := make([]Group, g)
+	for i := range gs {
+		if len(b) < groupFixed {
+			return nil, nil, fmt.Errorf("%w: group %d needs %d bytes, %d left", ErrTruncated, i, groupFixed, len(b))
+		}
+		gs[i] = Group{ID: b[0], Flags: election.Flags(b[1]), State: election.State(b[2]), Priority: b[3], Epoch: binary.BigEndian.Uint64(b[4:])}
+		if gs[i].ID == 0 || (i > 0 && gs[i].ID <= gs[i-1].ID) {
+			return nil, nil, fmt.Errorf("%w: group ids must be 1..255 in ascending order, without repeats", ErrMalformed)
+		}
+		var err error
+		if gs[i].Target, b, err = parseName("group target", b[groupFixed-1:], 0); err != nil {
+			return nil, nil, err
+		}
+	}
+	return gs, b, nil
 }
 
 func parseName(what string, b []byte, min int) (string, []byte, error) {

@@ -83,6 +83,18 @@ func TestFrameRoundTrip(t *testing.T) {
 			f.SentAt = time.Unix(0, math.MaxInt64)
 		},
 		"min time": func(f *Frame) { f.SentAt = time.Unix(0, math.MinInt64) },
+		"groups": func(f *Frame) {
+			f.Groups = []Group{{ID: 1, Flags: election.FlagReady, State: election.Master, Priority: 150, Epoch: 9},
+				{ID: 7, State: election.Backup, Priority: 100, Epoch: 3, Target: "bravo"}}
+		},
+		"max groups": func(f *Frame) {
+			f.Sessions = make([]Session, MaxSessions)
+			f.Node, f.Target = strings.Repeat("n", MaxNameLen), strings.Repeat("t", MaxNameLen)
+			for i := range MaxGroups {
+				f.Groups = append(f.Groups, Group{ID: uint8(250 + i - MaxGroups), Flags: 0xff, State: 0xff, Priority: 0xff,
+					Epoch: math.MaxUint64, Target: strings.Repeat("g", MaxNameLen)})
+			}
+		},
 	}
 	for name, mod := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -135,6 +147,26 @@ func TestFrameLayout(t *testing.T) {
 	if string(b[:2]) != "HB" || b[2] != Version || b[3] != byte(election.Heartbeat) {
 		t.Fatalf("header % x", b[:4])
 	}
+	// Groups: version 3, the block after the sessions.
+	f.Groups = []Group{{ID: 3, Flags: election.FlagReady, State: election.Master, Priority: 0x96, Epoch: 0x0102030405060708, Target: "ab"}}
+	bg := mustSign(t, f, testKey)
+	if bg[2] != VersionGroups || !bytes.Equal(bg[:2], b[:2]) || !bytes.Equal(bg[3:len(b)-TagSize], b[3:len(b)-TagSize]) {
+		t.Fatalf("a frame with groups differs from one without beyond the version and the block: % x", bg)
+	}
+	if block := bg[len(b)-TagSize : len(bg)-TagSize]; !bytes.Equal(block, []byte("\x01\x03\x01\x02\x96\x01\x02\x03\x04\x05\x06\x07\x08\x02ab")) {
+		t.Fatalf("group block % x", block)
+	}
+	f.Groups = make([]Group, MaxGroups+1)
+	for i := range f.Groups {
+		f.Groups[i].ID = uint8(i + 1)
+	}
+	if _, err := f.Marshal(testKey); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Marshal with %d groups: %v", MaxGroups+1, err)
+	}
+	f = testFrame()
+	if string(b[:2]) != "HB" || b[2] != Version || b[3] != byte(election.Heartbeat) {
+		t.Fatalf("header % x", b[:4])
+	}
 	if b[headerSize] != byte(len(f.Node)) || string(b[headerSize+1:headerSize+1+len(f.Node)]) != f.Node {
 		t.Fatalf("node name not at offset %d: % x", headerSize, b[headerSize:])
 	}
@@ -177,6 +209,10 @@ func TestUnmarshalRejects(t *testing.T) {
 	rel.Kind, rel.Target = election.Released, "bravo"
 	goodRel := mustSign(t, rel, testKey)
 	nodeOff := headerSize // the node name length byte
+	grouped := testFrame()
+	grouped.Groups = []Group{{ID: 2, State: election.Master, Priority: 150, Epoch: 4}, {ID: 5, State: election.Backup, Priority: 100, Target: "bravo"}}
+	withGroups := mustSign(t, grouped, testKey)
+	groupsOff := len(good) - TagSize // the group count byte
 
 	edit := func(b []byte, fn func([]byte) []byte) []byte {
 		return fn(append([]byte(nil), b...))
@@ -201,7 +237,17 @@ func TestUnmarshalRejects(t *testing.T) {
 		{"bad magic short", []byte("XY"), testKey, ErrBadMagic},
 		{"version 0", set(good, 2, 0), testKey, ErrVersion},
 		{"version 1 (no sessions)", set(good, 2, 1), testKey, ErrVersion},
-		{"version 3", set(good, 2, 3), testKey, ErrVersion},
+		{"version 4", set(good, 2, 4), testKey, ErrVersion},
+		{"version 3 without groups", resign(set(good, 2, 3), testKey), testKey, ErrTruncated},
+		{"version 3 with 0 groups", resign(edit(good, func(c []byte) []byte {
+			c[2] = VersionGroups
+			return append(c[:len(c)-TagSize:len(c)-TagSize], append([]byte{0}, c[len(c)-TagSize:]...)...)
+		}), testKey), testKey, ErrMalformed},
+		{"group id 0", resign(set(withGroups, groupsOff+1, 0), testKey), testKey, ErrMalformed},
+		{"group ids descending", resign(set(withGroups, groupsOff+1, 9), testKey), testKey, ErrMalformed},
+		{"group cut in target", withGroups[:len(withGroups)-TagSize-1], testKey, ErrTruncated},
+		{"group target length 65", resign(set(withGroups, len(withGroups)-TagSize-len("bravo")-1, 65), testKey), testKey, ErrMalformed},
+		{"version 2 with a group block", resign(set(withGroups, 2, Version), testKey), testKey, ErrMalformed},
 		{"kind 0", resign(set(good, 3, 0), testKey), testKey, ErrMalformed},
 		{"kind 9", resign(set(good, 3, 9), testKey), testKey, ErrMalformed},
 		{"node length 0", resign(set(good, nodeOff, 0), testKey), testKey, ErrMalformed},
@@ -296,6 +342,9 @@ func FuzzFrameUnmarshalMarshal(f *testing.F) {
 	seeds = append(seeds, fr)
 	fr = testFrame()
 	fr.Kind, fr.Flags, fr.SentAt, fr.Node = election.Bye, election.FlagMaintenance, time.Time{}, strings.Repeat("é", 32)
+	seeds = append(seeds, fr)
+	fr = testFrame()
+	fr.Kind, fr.Groups = election.Released, []Group{{ID: 1, State: election.Master, Priority: 150, Epoch: 2}, {ID: 2, State: election.Backup, Target: "bravo"}}
 	seeds = append(seeds, fr)
 	for _, s := range seeds {
 		f.Add(mustSign(f, s, testKey))
