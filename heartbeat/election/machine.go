@@ -766,15 +766,19 @@ func (m *Machine) yield(now time.Time, target string, cause Cause, reason string
 	m.nextSend = now.Add(m.cfg.Interval)
 }
 
-// checkYield ends a wait for a handover's target once the wait timed out
-// or the target has gone silent: a dead target holds no VIP (with three or
-// more nodes a target cut off from us without a majority cannot hold it
-// either), so the election runs again.
+// checkYield ends a wait for a handover's target once the wait timed out,
+// or, with three or more nodes, once the target has gone silent: a target
+// cut off from us holds no VIP (it is dead, or on a side without us, so
+// without a majority unless we are in the minority, where we cannot claim
+// anyway), and the majority must elect within dead_after. With two nodes
+// the wait runs its full YieldTimeout, as it always has.
 func (m *Machine) checkYield(now time.Time) {
 	if m.yieldTo == "" {
 		return
 	}
-	if t := m.peers[m.yieldTo]; !now.Before(m.yieldUntil) || t == nil || !m.alive(t, now) {
+	t := m.peers[m.yieldTo]
+	silent := QuorumOf(m.cfg.Peers+1) > 0 && (t == nil || !m.alive(t, now))
+	if !now.Before(m.yieldUntil) || silent {
 		m.endYield()
 	}
 }

@@ -431,3 +431,54 @@ func TestQuorumOf(t *testing.T) {
 		}
 	}
 }
+
+// VIP groups: each group runs its own election in the core, over the same
+// paths. Active-active: web1 prefers A, web2 prefers B. A pulled cable on
+// A moves web1 to B; plugged back, web1 returns to A by a handover; web2
+// never moves.
+func TestGroupsActiveActive(t *testing.T) {
+	web1 := newNetwork(t, cfgFor("A", 150, 1), cfgFor("B", 100, 1))
+	web2 := newNetwork(t, cfgFor("A", 100, 1), cfgFor("B", 150, 1))
+	groups := []*network{web1, web2}
+	run := func(d time.Duration, check func()) {
+		for end := web1.now.Add(d); web1.now.Before(end); {
+			for _, g := range groups {
+				g.run(simStep)
+			}
+			check()
+		}
+	}
+	web2Stays := func() {
+		if !web2.onlyHolder("B")() {
+			t.Fatalf("web2 moved: holders %v; %s", web2.holders(), web2.states())
+		}
+	}
+	run(time.Second, func() {})
+	if !web1.onlyHolder("A")() || !web2.onlyHolder("B")() {
+		t.Fatalf("web1 %v, web2 %v: want A and B", web1.holders(), web2.holders())
+	}
+	claims := web2.nodes["B"].claims
+	for _, g := range groups {
+		g.cable("A", false)
+	}
+	run(simDeadAfter+simInterval, web2Stays)
+	if !web1.onlyHolder("B")() {
+		t.Fatalf("web1 did not move to B: %v", web1.holders())
+	}
+	for _, g := range groups {
+		g.cable("A", true)
+	}
+	run(3*time.Second, web2Stays)
+	if !web1.onlyHolder("A")() {
+		t.Fatalf("web1 did not return to A: %v; %s", web1.holders(), web1.states())
+	}
+	if n := web1.nodes["B"].notes; n[len(n)-1].Cause != CausePreempted {
+		t.Errorf("web1 left B by %s, want a handover to the preempting A", n[len(n)-1].Cause)
+	}
+	if web1.double != 0 || web2.double != 0 {
+		t.Errorf("two holders: web1 %s, web2 %s", web1.double, web2.double)
+	}
+	if web2.nodes["B"].claims != claims {
+		t.Errorf("web2's B claimed %d more times", web2.nodes["B"].claims-claims)
+	}
+}

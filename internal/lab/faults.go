@@ -39,48 +39,69 @@ func (l *Lab) setupNft(ctx context.Context) error {
 	return nil
 }
 
-// applyFault rewrites the host's chains to match f, atomically (one nft
-// transaction). Called with l.mu held.
-func (l *Lab) applyFault(host string, f faultState) error {
+// applyFaults rewrites the hosts' chains to match their new states, all in
+// one nft transaction: a partition takes effect on every port at once.
+// Called with l.mu held.
+func (l *Lab) applyFaults(fs map[string]faultState) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "flush chain bridge %[1]s in-%[2]s\nflush chain bridge %[1]s out-%[2]s\n", nftTable, host)
-	if f.blackout {
-		fmt.Fprintf(&b, "add rule bridge %[1]s in-%[2]s drop\nadd rule bridge %[1]s out-%[2]s drop\n", nftTable, host)
-	}
-	if len(f.cut) > 0 {
-		ports := make([]string, len(f.cut))
-		for i, h := range f.cut {
-			ports[i] = fmt.Sprintf("%q", l.hosts[h].Port)
+	for _, host := range l.order {
+		f, ok := fs[host]
+		if !ok {
+			continue
 		}
-		fmt.Fprintf(&b, "add rule bridge %s in-%s oifname { %s } drop\n", nftTable, host, strings.Join(ports, ", "))
-	}
-	switch {
-	case f.loss >= 100: // nft rejects "< 100" for a mod 100 value
-		fmt.Fprintf(&b, "add rule bridge %s in-%s drop\n", nftTable, host)
-	case f.loss > 0:
-		fmt.Fprintf(&b, "add rule bridge %s in-%s numgen random mod 100 < %d drop\n", nftTable, host, f.loss)
+		fmt.Fprintf(&b, "flush chain bridge %[1]s in-%[2]s\nflush chain bridge %[1]s out-%[2]s\n", nftTable, host)
+		if f.blackout {
+			fmt.Fprintf(&b, "add rule bridge %[1]s in-%[2]s drop\nadd rule bridge %[1]s out-%[2]s drop\n", nftTable, host)
+		}
+		if len(f.cut) > 0 {
+			ports := make([]string, len(f.cut))
+			for i, h := range f.cut {
+				ports[i] = fmt.Sprintf("%q", l.hosts[h].Port)
+			}
+			fmt.Fprintf(&b, "add rule bridge %s in-%s oifname { %s } drop\n", nftTable, host, strings.Join(ports, ", "))
+		}
+		switch {
+		case f.loss >= 100: // nft rejects "< 100" for a mod 100 value
+			fmt.Fprintf(&b, "add rule bridge %s in-%s drop\n", nftTable, host)
+		case f.loss > 0:
+			fmt.Fprintf(&b, "add rule bridge %s in-%s numgen random mod 100 < %d drop\n", nftTable, host, f.loss)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := l.runLAN(ctx, b.String(), "nft", "-f", "-"); err != nil {
 		return err
 	}
-	l.faults[host] = f
+	for host, f := range fs {
+		l.faults[host] = f
+	}
 	return nil
 }
 
-func (l *Lab) updateFault(host string, change func(*faultState)) error {
-	if _, err := l.host(host); err != nil {
-		return err
+// updateFaults changes the fault state of each of hosts and applies them
+// at once.
+func (l *Lab) updateFaults(hosts []string, change func(host string, f *faultState)) error {
+	for _, h := range hosts {
+		if _, err := l.host(h); err != nil {
+			return err
+		}
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return ErrClosed
 	}
-	f := l.faults[host]
-	change(&f)
-	return l.applyFault(host, f)
+	fs := map[string]faultState{}
+	for _, h := range hosts {
+		f := l.faults[h]
+		change(h, &f)
+		fs[h] = f
+	}
+	return l.applyFaults(fs)
+}
+
+func (l *Lab) updateFault(host string, change func(*faultState)) error {
+	return l.updateFaults([]string{host}, func(_ string, f *faultState) { change(f) })
 }
 
 // SetLoss drops percent (0..100) of the frames the host sends, chosen at
@@ -187,17 +208,17 @@ func (l *Lab) Partition(sides ...[]string) error {
 			side[h] = i
 		}
 	}
-	for _, h := range l.order {
+	err := l.updateFaults(l.order, func(h string, f *faultState) {
 		s, on := side[h]
-		var cut []string
+		f.cut = nil
 		for _, o := range l.order {
 			if so, ok := side[o]; on && ok && so != s {
-				cut = append(cut, o)
+				f.cut = append(f.cut, o)
 			}
 		}
-		if err := l.updateFault(h, func(f *faultState) { f.cut = cut }); err != nil {
-			return fmt.Errorf("lab: partitioning %s from %v: %w", h, cut, err)
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("lab: partitioning %v: %w", sides, err)
 	}
 	l.log.Info("lab: partition", "sides", fmt.Sprint(sides))
 	return nil
