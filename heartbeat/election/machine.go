@@ -62,6 +62,7 @@ type Machine struct {
 	reannounce  bool      // a split brain was seen: announce again if we stay master
 	fullListen  bool      // after a stall: no early end to the listening period
 	quorate     bool      // three or more nodes: a majority was in contact at the last evaluation
+	quorumSince time.Time // ... since then; no claim for two intervals after it (see noteQuorum)
 
 	leaseUntil  time.Time // our belief in the witness lease; zero: none
 	leaseBusy   bool      // an acquire or renew is in flight
@@ -397,6 +398,9 @@ func (m *Machine) NextDeadline() time.Time {
 		}
 	}
 	early(m.listenUntil)
+	if m.majorityRule() {
+		early(m.quorumSince.Add(2 * m.cfg.Interval))
+	}
 	early(m.yieldUntil)
 	early(m.holdDown)
 	if !m.wantSince.IsZero() {
@@ -404,7 +408,7 @@ func (m *Machine) NextDeadline() time.Time {
 	}
 	if m.state == Master {
 		early(m.lastRefresh.Add(m.cfg.Refresh))
-		if m.cfg.Peers >= 2 {
+		if m.majorityRule() {
 			for _, p := range m.peers {
 				if !p.last.IsZero() {
 					early(p.last.Add(m.holdWindow() + time.Nanosecond))
@@ -561,7 +565,7 @@ func (m *Machine) evaluateBackup(now time.Time) {
 			}
 		}
 	}
-	if now.Before(m.listenUntil) && !m.heardAll() {
+	if (now.Before(m.listenUntil) && !m.heardAll()) || m.quorumSettling(now) {
 		return
 	}
 	m.fullListen = false
@@ -605,7 +609,7 @@ func (m *Machine) evaluateMaster(now time.Time) {
 		if !m.alive(p, now) || p.adv.State != Master {
 			continue
 		}
-		if outranksEpoch(p.adv.Priority, p.adv.Epoch, p.name, me, m.epoch, m.cfg.Node) {
+		if m.mastersOrder(p.adv.Priority, p.adv.Epoch, p.name, me, m.epoch, m.cfg.Node) {
 			m.startHoldDown(now)
 			m.emit(Action{Kind: ActRelease, Cause: CauseSplitBrain, Reason: "split brain: " + p.name + " outranks us"})
 			m.releaseLease()
@@ -660,7 +664,7 @@ func (m *Machine) evaluateDegraded(now time.Time, why string) {
 	if m.aliveMaster(now) != nil || m.yieldTo != "" {
 		return
 	}
-	if now.Before(m.listenUntil) && !m.heardAll() {
+	if (now.Before(m.listenUntil) && !m.heardAll()) || m.quorumSettling(now) {
 		return
 	}
 	me := m.effectivePriority()
@@ -777,7 +781,7 @@ func (m *Machine) checkYield(now time.Time) {
 		return
 	}
 	t := m.peers[m.yieldTo]
-	silent := QuorumOf(m.cfg.Peers+1) > 0 && (t == nil || !m.alive(t, now))
+	silent := m.majorityRule() && (t == nil || !m.alive(t, now))
 	if !now.Before(m.yieldUntil) || silent {
 		m.endYield()
 	}
@@ -862,22 +866,25 @@ func (m *Machine) alive(p *peer, now time.Time) bool {
 	return !p.last.IsZero() && now.Sub(p.last) <= m.cfg.DeadAfter
 }
 
-// noteQuorum listens briefly on regaining a majority: the frames that
-// brought it back may come before fresher ones from nodes we already heard
-// (a priority that changed in the same instant), and two nodes claiming on
-// views one frame apart would both hold the VIP for a moment.
+// noteQuorum notes when we regained a majority (see quorumSettling).
 func (m *Machine) noteQuorum(now time.Time) {
 	q := m.quorum(now)
 	if q.Need == 0 {
 		return
 	}
 	if q.Held() && !m.quorate {
-		m.listenStart = now
-		if until := now.Add(2 * m.cfg.Interval); until.After(m.listenUntil) {
-			m.listenUntil = until
-		}
+		m.quorumSince = now
 	}
 	m.quorate = q.Held()
+}
+
+// quorumSettling reports whether we regained the majority less than two
+// intervals ago: the frames that brought the majority back may come
+// before fresher ones from nodes already heard (a priority that changed in
+// the same instant), and two nodes claiming on views one frame apart would
+// both hold the VIP for a moment, so no claim until fresh frames are in.
+func (m *Machine) quorumSettling(now time.Time) bool {
+	return m.majorityRule() && now.Before(m.quorumSince.Add(2*m.cfg.Interval))
 }
 
 // quorum counts this node and its live peers against the majority the
@@ -913,7 +920,7 @@ func (m *Machine) aliveMaster(now time.Time) *peer {
 	var best *peer
 	for _, p := range m.sortedPeers() {
 		if m.alive(p, now) && p.adv.State == Master &&
-			(best == nil || outranksEpoch(p.adv.Priority, p.adv.Epoch, p.name, best.adv.Priority, best.adv.Epoch, best.name)) {
+			(best == nil || m.mastersOrder(p.adv.Priority, p.adv.Epoch, p.name, best.adv.Priority, best.adv.Epoch, best.name)) {
 			best = p
 		}
 	}
@@ -1028,6 +1035,24 @@ func outranks(prioA int, nameA string, prioB int, nameB string) bool {
 		return prioA > prioB
 	}
 	return nameA < nameB
+}
+
+// majorityRule reports whether the majority quorum applies: three or more
+// nodes.
+func (m *Machine) majorityRule() bool { return QuorumOf(m.cfg.Peers+1) > 0 }
+
+// mastersOrder reports whether master A outranks master B. With two nodes
+// that is outranksEpoch (priority first). With three or more, two masters
+// can only meet after a cut that was not clean (one way only, or A hears
+// B and C that do not hear each other): the later claim (higher epoch)
+// was made by a node that did not hear the other master, so the other
+// steps down, and the one that cannot hear it keeps the VIP. A node that
+// outranks it by priority takes it back by preemption once it is heard.
+func (m *Machine) mastersOrder(prioA int, epochA uint64, nameA string, prioB int, epochB uint64, nameB string) bool {
+	if m.majorityRule() && epochA != epochB {
+		return epochA > epochB
+	}
+	return outranksEpoch(prioA, epochA, nameA, prioB, epochB, nameB)
 }
 
 // outranksEpoch orders two masters after a partition heals: priority, then

@@ -482,3 +482,24 @@ func TestGroupsActiveActive(t *testing.T) {
 		t.Errorf("web2's B claimed %d more times", web2.nodes["B"].claims-claims)
 	}
 }
+
+// A cut one way only: the master's frames no longer reach the others, but
+// it still hears them, so it keeps its majority. The others elect n1; the
+// old master hears a master with a later claim and steps down at once.
+func TestOneWayCutOldMasterStepsDown(t *testing.T) {
+	n := cluster(t, 200, 150, 100)
+	n.until(time.Second, "n0 master", n.onlyHolder("n0"))
+	n.run(200 * time.Millisecond) // the others have heard n0's claim (its epoch)
+	n.cut[[2]string{"n0", "n1"}], n.cut[[2]string{"n0", "n2"}] = true, true
+	n.until(time.Second, "n1 claims", func() bool { return n.nodes["n1"].holds(n.now) })
+	n.until(10*time.Millisecond, "n0 steps down", n.onlyHolder("n1"))
+	n.run(3 * time.Second)
+	if !n.onlyHolder("n1")() {
+		t.Fatalf("holders %v; %s", n.holders(), n.states())
+	}
+	if c := n.nodes["n0"].notes[len(n.nodes["n0"].notes)-1].Cause; c != CauseSplitBrain {
+		t.Errorf("n0 stepped down for %s, want %s", c, CauseSplitBrain)
+	}
+	n.recover()
+	n.until(3*time.Second, "n0 back by preemption", n.onlyHolder("n0"))
+}

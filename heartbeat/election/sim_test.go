@@ -679,8 +679,7 @@ func TestReleasedTargetWaitsForTheOtherMaster(t *testing.T) {
 			}
 		}
 	}
-	run(8 * time.Millisecond)
-	n.mustState("a", Master)
+	n.until(time.Second, "a master", n.onlyHolder("a"))
 	n.cut[[2]string{"b", "c"}], n.cut[[2]string{"c", "b"}] = true, true
 	n.apply(n.nodes["a"], n.nodes["a"].m.SetMaintenance(n.now, true))
 	run(700 * time.Millisecond)
