@@ -28,6 +28,8 @@ type daemonMetrics struct {
 	buildInfo   *metrics.GaugeVec
 	peerAlive   *metrics.GaugeVec
 	leaseHeld   *metrics.Gauge // nil without a witness (the leaser registers it)
+	quorumHave  *metrics.Gauge
+	quorumNeed  *metrics.Gauge
 
 	// frames' children, looked up once: they are counted per frame
 	sent, received [3]*metrics.Counter // by heartbeat.Path
@@ -60,6 +62,9 @@ func newMetrics(hookDrops func() float64) *daemonMetrics {
 		"Always 1; the labels say which hbd is running: version, commit and the Go version that built it.", "version", "commit", "goversion")
 	m.peerAlive = reg.NewGaugeVec("hbd_peer_alive",
 		"1 while a peer is alive (an authentic frame on some path within dead_after), 0 while it is not.", "peer")
+	m.quorumHave = reg.NewGauge("hbd_quorum_contact_nodes",
+		"Nodes this node is in contact with, itself included (three or more nodes: it may hold the VIP while this is at least hbd_quorum_needed_nodes).")
+	m.quorumNeed = reg.NewGauge("hbd_quorum_needed_nodes", "The majority of the cluster; 0 with one or two nodes, where the rule is off.")
 	reg.NewCounterFunc("hbd_notify_dropped_total", "Notify hook runs dropped because the queue was full.", hookDrops)
 	state := reg.NewGaugeVec("hbd_state", "1 for the node's current election state, 0 for the others.", "state")
 	for s := range m.state {
@@ -85,9 +90,11 @@ func (m *daemonMetrics) setState(s election.State) {
 }
 
 // observe sets the gauges that mirror the core's view: each peer's
-// liveness and whether this node holds the witness lease. The metrics
-// handler calls it in the loop before every scrape.
+// liveness, the quorum and whether this node holds the witness lease. The
+// metrics handler calls it in the loop before every scrape.
 func (m *daemonMetrics) observe(s election.Status, now time.Time) {
+	m.quorumHave.Set(float64(s.Quorum.Have))
+	m.quorumNeed.Set(float64(s.Quorum.Need))
 	m.peerAlive.Reset() // a reload may have removed peers
 	for _, p := range s.Peers {
 		v := 0.0

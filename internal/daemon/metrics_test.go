@@ -78,7 +78,11 @@ func TestObservedGauges(t *testing.T) {
 	m.observe(election.Status{
 		Peers:      []election.PeerStatus{{Node: "pc02", Alive: true}, {Node: "pc03", Alive: false}},
 		LeaseUntil: now.Add(time.Second),
+		Quorum:     election.Quorum{Size: 3, Need: 2, Have: 2},
 	}, now)
+	if h, n := m.quorumHave.Value(), m.quorumNeed.Value(); h != 2 || n != 2 {
+		t.Errorf("hbd_quorum_contact_nodes %v, hbd_quorum_needed_nodes %v; want 2 and 2", h, n)
+	}
 	if v := m.peerAlive.With("pc02").Value(); v != 1 {
 		t.Errorf("hbd_peer_alive{peer=pc02} = %v, want 1", v)
 	}
