@@ -20,7 +20,8 @@ type peer struct {
 	last         time.Time // arrival of the last valid frame; zero once it said bye
 	seen         time.Time // arrival of the last valid frame, bye included
 	adv          Advert
-	seenAsMaster bool   // we already reacted to it being master (re-announce once)
+	targetSince  time.Time // when its advert last changed target: a release older than our last claim is used up
+	seenAsMaster bool      // we already reacted to it being master (re-announce once)
 	splitEpoch   uint64 // the claim of its we already reacted to as a split brain
 }
 
@@ -151,6 +152,9 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 		p.splitEpoch = h.Epoch
 		m.reannounce = true
 	}
+	if h.Target != p.adv.Target {
+		p.targetSince = now
+	}
 	p.adv = h.Advert
 	p.last, p.seen = now, now
 	if h.State != Master {
@@ -161,18 +165,13 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 		p.last = time.Time{}
 		p.seenAsMaster = false
 	case h.State == Master && h.Node == m.yieldTo:
-		// The handover completed. Say so at once: until our next frame,
-		// the target's view of us still names it, and if it hands the
-		// VIP on before then it must not read that as a second release.
-		m.endYield()
-		m.emit(Action{Kind: ActSend, Frame: Heartbeat})
-		m.nextSend = now.Add(m.cfg.Interval)
+		m.endYield() // the handover completed
 	}
 	// A Released frame names us; a yielding master's heartbeats name us too,
 	// in case the Released frame was lost on both paths. Another master we
 	// hear (the other side of a split brain the releaser could not hear)
 	// still holds the VIP: then evaluate decides, as for any backup.
-	if h.Target == m.cfg.Node && h.State != Master && m.state == Backup && m.eligible() && m.aliveMaster(now) == nil {
+	if m.releasedTo(p) && h.State != Master && m.state == Backup && m.eligible() && m.aliveMaster(now) == nil {
 		m.tryClaim(now, CauseReleased, h.Node+" released the VIP to us")
 	}
 	m.evaluate(now)
@@ -553,7 +552,7 @@ func (m *Machine) evaluateBackup(now time.Time) {
 		return // the target is claiming; don't race it
 	}
 	for _, p := range m.sortedPeers() {
-		if m.alive(p, now) && p.adv.Target == m.cfg.Node {
+		if m.alive(p, now) && m.releasedTo(p) {
 			m.tryClaim(now, CauseReleased, p.name+" released the VIP to us")
 			return
 		}
@@ -749,11 +748,6 @@ func (m *Machine) claim(now time.Time, cause Cause, reason string) {
 	m.wantSince = time.Time{}
 	m.lastRefresh = now
 	m.claimedAt = now
-	for _, p := range m.peers {
-		if p.adv.Target == m.cfg.Node {
-			p.adv.Target = "" // that release is used up: it must not make us claim again later
-		}
-	}
 	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Cause: cause, Reason: reason, Bypass: m.bypass()})
 	m.transition(now, Master, cause, reason)
 	m.emit(Action{Kind: ActSend, Frame: Heartbeat})
@@ -785,6 +779,14 @@ func (m *Machine) checkYield(now time.Time) {
 	if !now.Before(m.yieldUntil) || silent {
 		m.endYield()
 	}
+}
+
+// releasedTo reports whether p's advert releases the VIP to us, a release
+// made after our last claim: p's frames keep naming us until it hears us
+// as master, and one still on its way after our claim (or read once we
+// have handed the VIP on) is used up, not a second release.
+func (m *Machine) releasedTo(p *peer) bool {
+	return p.adv.Target == m.cfg.Node && p.targetSince.After(m.claimedAt)
 }
 
 func (m *Machine) endYield() { m.yieldTo, m.yieldUntil = "", time.Time{} }

@@ -28,7 +28,28 @@ func startThree(t *testing.T, o cluster.Options) *cluster.Cluster {
 	must(t, err)
 	_, err = c.WaitOnlyHolder("pc01", 10*time.Second)
 	must(t, err)
+	waitAllInContact(t, c)
 	return c
+}
+
+// waitAllInContact waits until every node counts all three in contact:
+// pc01 claims as soon as it has a majority, which may be before pc03's
+// sessions are up.
+func waitAllInContact(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range three {
+		for {
+			st, err := c.Status(context.Background(), n)
+			if err == nil && st.Quorum != nil && st.Quorum.Have == len(three) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s does not count all three nodes in contact within 10s: %+v, %v", n, st, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
 
 func watchThree(t *testing.T, c *cluster.Cluster) *lab.HolderWatch {
