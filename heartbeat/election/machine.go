@@ -21,8 +21,11 @@ type peer struct {
 	seen         time.Time // arrival of the last valid frame, bye included
 	adv          Advert
 	targetSince  time.Time // when its advert last changed target: a release older than our last claim is used up
+	handedTo     string    // the target its advert named until it heard that target as master ...
+	handedAt     time.Time // ... and when its advert stopped naming it
+	masterAt     time.Time // when a frame last said it is master
 	seenAsMaster bool      // we already reacted to it being master (re-announce once)
-	splitEpoch   uint64 // the claim of its we already reacted to as a split brain
+	splitEpoch   uint64    // the claim of its we already reacted to as a split brain
 }
 
 type check struct {
@@ -154,9 +157,17 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 	}
 	if h.Target != p.adv.Target {
 		p.targetSince = now
+		if h.Target == "" && h.State != Master {
+			// Its handover completed: the target is master, and its own
+			// frame saying so may come after this one.
+			p.handedTo, p.handedAt = p.adv.Target, now
+		}
 	}
 	p.adv = h.Advert
 	p.last, p.seen = now, now
+	if h.State == Master {
+		p.masterAt = now
+	}
 	if h.State != Master {
 		p.seenAsMaster = false
 	}
@@ -561,6 +572,11 @@ func (m *Machine) evaluateBackup(now time.Time) {
 		if m.alive(p, now) && p.adv.Target != "" && p.adv.Target != m.cfg.Node {
 			if t := m.peers[p.adv.Target]; t != nil && m.alive(t, now) {
 				return // another master is handing over to a live node
+			}
+		}
+		if p.handedTo != "" && p.handedTo != m.cfg.Node && now.Sub(p.handedAt) < m.cfg.DeadAfter {
+			if t := m.peers[p.handedTo]; t != nil && m.alive(t, now) && t.masterAt.Before(p.handedAt) {
+				return // a handover just completed: the new master's frame is on its way
 			}
 		}
 	}

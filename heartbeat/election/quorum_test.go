@@ -503,3 +503,31 @@ func TestOneWayCutOldMasterStepsDown(t *testing.T) {
 	n.recover()
 	n.until(3*time.Second, "n0 back by preemption", n.onlyHolder("n0"))
 }
+
+// A handover between two nodes, seen by a third that hears the new master
+// late: the old master's next frame (its handover done, no target any
+// more) reaches the third before the new master's own. The third must not
+// read that as "no master" and claim beside the new master.
+func TestThirdNodeWaitsForTheHandoversNewMaster(t *testing.T) {
+	n := cluster(t, 200, 150, 100)
+	for _, c := range n.nodes {
+		c.m.cfg.Preempt = false
+	}
+	n.until(time.Second, "n0 master", n.onlyHolder("n0"))
+	// n0 now ranks below n1 and n2 but, without preemption, stays master;
+	// n1 outranks both n0 and the target n2.
+	n.apply(n.nodes["n0"], n.nodes["n0"].m.SetCheck(n.now, "app", 120, false, false))
+	n.run(200 * time.Millisecond)
+	n.mustState("n0", Master)
+	n.slow[[2]string{"n2", "n1"}] = 3 * simInterval // below dead_after: n2 stays alive for n1
+	acts, err := n.nodes["n0"].m.Release(n.now, "n2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.apply(n.nodes["n0"], acts)
+	n.until(10*time.Millisecond, "n2 takes over", n.onlyHolder("n2"))
+	n.run(time.Second)
+	if !n.onlyHolder("n2")() || n.double != 0 {
+		t.Fatalf("holders %v, two holders for %s; %s", n.holders(), n.double, n.states())
+	}
+}

@@ -62,7 +62,9 @@ type network struct {
 	hearing map[[2]string]time.Time
 	// lost maps a pair (in name order) that stopped hearing each other to
 	// when it did.
-	lost   map[[2]string]time.Time
+	lost map[[2]string]time.Time
+	// slow maps a path (from, to) to a delivery delay longer than simDelay.
+	slow   map[[2]string]time.Duration
 	broken breakage // a deliberately broken rule (self-checks only)
 }
 
@@ -93,7 +95,7 @@ func cfgFor(name string, prio, peers int) Config {
 }
 
 func newNetwork(t *testing.T, cfgs ...Config) *network {
-	n := &network{t: t, now: t0, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, hearing: map[[2]string]time.Time{}, lost: map[[2]string]time.Time{}}
+	n := &network{t: t, now: t0, nodes: map[string]*simNode{}, cut: map[[2]string]bool{}, hearing: map[[2]string]time.Time{}, lost: map[[2]string]time.Time{}, slow: map[[2]string]time.Duration{}}
 	for _, c := range cfgs {
 		n.nodes[c.Node] = &simNode{name: c.Node, m: New(c, t0), link: true}
 		n.names = append(n.names, c.Node)
@@ -139,7 +141,11 @@ func (n *network) apply(node *simNode, acts []Action) {
 				if to == node.name || n.cut[[2]string{node.name, to}] || !node.link || !n.nodes[to].link {
 					continue
 				}
-				n.queue = append(n.queue, simMsg{at: n.now.Add(simDelay), to: to, from: node.name,
+				delay := simDelay
+				if d, ok := n.slow[[2]string{node.name, to}]; ok {
+					delay = d
+				}
+				n.queue = append(n.queue, simMsg{at: n.now.Add(delay), to: to, from: node.name,
 					h: Heard{Node: node.name, Kind: a.Frame, Advert: Advert{State: adv.State, Priority: adv.Priority, Epoch: adv.Epoch, Flags: adv.Flags, Target: adv.Target}}})
 			}
 		}
