@@ -213,11 +213,7 @@ func TestHandoverBetweenStandbys(t *testing.T) {
 	}
 	n.until(time.Second, "n0 master", n.onlyHolder("n0"))
 	for _, hop := range [][2]string{{"n0", "n2"}, {"n2", "n1"}} {
-		acts, err := n.nodes[hop[0]].m.Release(n.now, hop[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.apply(n.nodes[hop[0]], acts)
+		n.handOver(hop[0], hop[1])
 		n.until(50*time.Millisecond, hop[1]+" takes over", n.onlyHolder(hop[1]))
 		n.run(time.Second)
 		if !n.onlyHolder(hop[1])() {
@@ -520,11 +516,7 @@ func TestThirdNodeWaitsForTheHandoversNewMaster(t *testing.T) {
 	n.run(200 * time.Millisecond)
 	n.mustState("n0", Master)
 	n.slow[[2]string{"n2", "n1"}] = 3 * simInterval // below dead_after: n2 stays alive for n1
-	acts, err := n.nodes["n0"].m.Release(n.now, "n2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.apply(n.nodes["n0"], acts)
+	n.handOver("n0", "n2")
 	n.until(10*time.Millisecond, "n2 takes over", n.onlyHolder("n2"))
 	n.run(time.Second)
 	if !n.onlyHolder("n2")() || n.double != 0 {

@@ -306,6 +306,17 @@ func (n *network) cable(name string, up bool) {
 	n.apply(node, node.m.SetLink(n.now, up))
 }
 
+// handOver runs a planned handover from the master from to the node to
+// ("" for the best), failing the test if the master refuses it.
+func (n *network) handOver(from, to string) {
+	n.t.Helper()
+	acts, err := n.nodes[from].m.Release(n.now, to)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.apply(n.nodes[from], acts)
+}
+
 func (n *network) mustState(name string, s State) {
 	n.t.Helper()
 	if got := n.nodes[name].m.State(); got != s {
@@ -589,11 +600,7 @@ func TestTargetedHandoverInThreeNodes(t *testing.T) {
 	n := newNetwork(t, cfgFor("a", 200, 2), b, cfgFor("c", 100, 2))
 	n.until(time.Second, "a master", n.onlyHolder("a"))
 	n.run(time.Second)
-	acts, err := n.nodes["a"].m.Release(n.now, "c")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.apply(n.nodes["a"], acts)
+	n.handOver("a", "c")
 	n.until(10*time.Millisecond, "c claims", n.onlyHolder("c"))
 	n.run(time.Second)
 	if n.double != 0 || n.nodes["b"].claims != 0 {
@@ -693,11 +700,7 @@ func TestReleasedTargetWaitsForTheOtherMaster(t *testing.T) {
 	n.mustState("c", Master)
 	n.apply(n.nodes["a"], n.nodes["a"].m.SetMaintenance(n.now, false))
 	run(20 * time.Millisecond)
-	acts, err := n.nodes["c"].m.Release(n.now, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.apply(n.nodes["c"], acts)
+	n.handOver("c", "a")
 	run(2 * time.Second)
 }
 
@@ -720,11 +723,7 @@ func TestStaleReleaseIsNotReused(t *testing.T) {
 	run(307 * time.Millisecond)
 	n.apply(n.nodes["n1"], n.nodes["n1"].m.SetCheck(n.now, "app", 1, false, false))
 	run(3 * time.Millisecond)
-	acts, err := n.nodes["n0"].m.Release(n.now, "n1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.apply(n.nodes["n0"], acts)
+	n.handOver("n0", "n1")
 	run(41 * time.Millisecond)
 	n.mustState("n2", Master) // preempted n1: its priority is lower
 	n.apply(n.nodes["n2"], n.nodes["n2"].m.SetCheck(n.now, "app", 0, true, false))
