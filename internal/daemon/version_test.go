@@ -28,7 +28,7 @@ func TestOldPeerVersionLogged(t *testing.T) {
 	if n := strings.Count(buf.String(), "peer speaks another heartbeat frame version"); n != 1 {
 		t.Fatalf("%d log lines, want 1:\n%s", n, buf.String())
 	}
-	if !strings.Contains(buf.String(), "frame version 1, this hbd speaks version 2") || !strings.Contains(buf.String(), "level=ERROR") {
+	if !strings.Contains(buf.String(), "frame version 1, this hbd speaks versions 2 and 3") || !strings.Contains(buf.String(), "level=ERROR") {
 		t.Fatalf("log line does not say which versions:\n%s", buf.String())
 	}
 }
