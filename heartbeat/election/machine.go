@@ -21,9 +21,6 @@ type peer struct {
 	seen         time.Time // arrival of the last valid frame, bye included
 	adv          Advert
 	targetSince  time.Time // when its advert last changed target: a release older than our last claim is used up
-	handedTo     string    // the target its advert named until it heard that target as master ...
-	handedAt     time.Time // ... and when its advert stopped naming it
-	masterAt     time.Time // when a frame last said it is master
 	seenAsMaster bool      // we already reacted to it being master (re-announce once)
 	splitEpoch   uint64    // the claim of its we already reacted to as a split brain
 }
@@ -62,6 +59,8 @@ type Machine struct {
 	wantMaster  bool
 	yieldTo     string    // we released the VIP for this node ...
 	yieldUntil  time.Time // ... and don't claim before this unless it fails
+	linger      string    // three or more nodes: a completed handover's target, still named in our frames ...
+	lingerUntil time.Time // ... until then
 	yielded     bool      // an operator handed the VIP away: don't preempt back
 	reannounce  bool      // a split brain was seen: announce again if we stay master
 	fullListen  bool      // after a stall: no early end to the listening period
@@ -157,17 +156,9 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 	}
 	if h.Target != p.adv.Target {
 		p.targetSince = now
-		if h.Target == "" && h.State != Master {
-			// Its handover completed: the target is master, and its own
-			// frame saying so may come after this one.
-			p.handedTo, p.handedAt = p.adv.Target, now
-		}
 	}
 	p.adv = h.Advert
 	p.last, p.seen = now, now
-	if h.State == Master {
-		p.masterAt = now
-	}
 	if h.State != Master {
 		p.seenAsMaster = false
 	}
@@ -176,7 +167,14 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 		p.last = time.Time{}
 		p.seenAsMaster = false
 	case h.State == Master && h.Node == m.yieldTo:
-		m.endYield() // the handover completed
+		// The handover completed. With three or more nodes, keep naming
+		// the target in our frames for a while: a third node may hear
+		// our next frame before the target's own, and must not read
+		// "no master, no handover" and claim beside it.
+		if m.majorityRule() {
+			m.linger, m.lingerUntil = m.yieldTo, now.Add(m.cfg.DeadAfter)
+		}
+		m.endYield()
 	}
 	// A Released frame names us; a yielding master's heartbeats name us too,
 	// in case the Released frame was lost on both paths. Another master we
@@ -378,6 +376,9 @@ func (m *Machine) Stop(now time.Time) []Action {
 // Advert is what this node's next frame says about it.
 func (m *Machine) Advert() Advert {
 	a := Advert{State: m.state, Priority: m.effectivePriority(), Epoch: m.epoch, Target: m.yieldTo}
+	if a.Target == "" && m.linger != "" && m.state != Master {
+		a.Target = m.linger
+	}
 	if m.ready() {
 		a.Flags |= FlagReady
 	}
@@ -412,6 +413,9 @@ func (m *Machine) NextDeadline() time.Time {
 		early(m.quorumSince.Add(2 * m.cfg.Interval))
 	}
 	early(m.yieldUntil)
+	if m.linger != "" {
+		early(m.lingerUntil)
+	}
 	early(m.holdDown)
 	if !m.wantSince.IsZero() {
 		early(m.wantSince.Add(m.cfg.PreemptDelay))
@@ -496,6 +500,9 @@ func (m *Machine) begin(now time.Time) {
 }
 
 func (m *Machine) evaluate(now time.Time) {
+	if m.linger != "" && !now.Before(m.lingerUntil) {
+		m.linger = ""
+	}
 	m.noteQuorum(now)
 	if m.faulty() {
 		why := strings.Join(m.faults(), "; ")
@@ -572,11 +579,6 @@ func (m *Machine) evaluateBackup(now time.Time) {
 		if m.alive(p, now) && p.adv.Target != "" && p.adv.Target != m.cfg.Node {
 			if t := m.peers[p.adv.Target]; t != nil && m.alive(t, now) {
 				return // another master is handing over to a live node
-			}
-		}
-		if p.handedTo != "" && p.handedTo != m.cfg.Node && now.Sub(p.handedAt) < m.cfg.DeadAfter {
-			if t := m.peers[p.handedTo]; t != nil && m.alive(t, now) && t.masterAt.Before(p.handedAt) {
-				return // a handover just completed: the new master's frame is on its way
 			}
 		}
 	}
@@ -764,6 +766,7 @@ func (m *Machine) claim(now time.Time, cause Cause, reason string) {
 	m.wantSince = time.Time{}
 	m.lastRefresh = now
 	m.claimedAt = now
+	m.linger = ""
 	m.emit(Action{Kind: ActClaim, Epoch: m.epoch, Cause: cause, Reason: reason, Bypass: m.bypass()})
 	m.transition(now, Master, cause, reason)
 	m.emit(Action{Kind: ActSend, Frame: Heartbeat})
