@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/netip"
 	"strconv"
-	"strings"
 )
 
 // Role is what this node announces for its VIPs.
@@ -102,31 +101,5 @@ func epochMED(epoch uint64) uint32 {
 	return uint32(MaxMED - epoch)
 }
 
-// ParseCommunity parses a standard community (RFC 1997): "AS:VALUE" with
-// both halves 0..65535, or one of the well-known names no-export,
-// no-advertise, no-export-subconfed, blackhole.
-func ParseCommunity(s string) (uint32, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "no-export":
-		return 0xFFFFFF01, nil
-	case "no-advertise":
-		return 0xFFFFFF02, nil
-	case "no-export-subconfed":
-		return 0xFFFFFF03, nil
-	case "blackhole":
-		return 0xFFFF029A, nil
-	}
-	hi, lo, ok := strings.Cut(strings.TrimSpace(s), ":")
-	if !ok {
-		return 0, fmt.Errorf("community %q: want AS:VALUE, e.g. 65001:100", s)
-	}
-	h, err1 := strconv.ParseUint(hi, 10, 16)
-	l, err2 := strconv.ParseUint(lo, 10, 16)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("community %q: both halves must be numbers from 0 to 65535", s)
-	}
-	return uint32(h)<<16 | uint32(l), nil
-}
-
-// FormatCommunity is the inverse of ParseCommunity for AS:VALUE.
+// FormatCommunity writes a standard community (RFC 1997) as AS:VALUE.
 func FormatCommunity(c uint32) string { return fmt.Sprintf("%d:%d", c>>16, c&0xFFFF) }
