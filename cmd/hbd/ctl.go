@@ -274,5 +274,17 @@ func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	for _, p := range removed {
 		fmt.Fprintf(stdout, "released %s from %s\n", p, c.Interface)
 	}
+	if c.BGP.Enabled() {
+		// The routes went with the daemon's sessions; the addresses on the
+		// dummy interface go here.
+		dummy := c.BGP.InterfaceName()
+		removed, err := vip.RemoveStale(dummy, c.BGPPrefixes())
+		if err != nil {
+			return err
+		}
+		for _, p := range removed {
+			fmt.Fprintf(stdout, "released %s from %s\n", p, dummy)
+		}
+	}
 	return nil
 }

@@ -13,7 +13,8 @@ import (
 
 // BGP announces VIPs as host routes (/32, /128) to upstream routers over
 // eBGP, for routed networks where the hosts share no L2 segment with their
-// clients. The master adds these VIPs to a dummy interface (no ARP) and
+// clients. The master adds these VIPs to the loopback or a dummy interface (no
+// ARP) and
 // announces them; the election is the same as for the L2 VIPs.
 type BGP struct {
 	// LocalAS is this node's AS number. Required with bgp.
@@ -21,8 +22,9 @@ type BGP struct {
 	// RouterID is the BGP identifier, an IPv4 address unique among the
 	// router's neighbours. Default: the listen address when it is IPv4.
 	RouterID string `yaml:"router_id"`
-	// Interface is the dummy interface the BGP VIPs are added to; hbd
-	// creates it when it is missing. Not the interface. Default: hbd0.
+	// Interface is the local interface the BGP VIPs are added to: the
+	// loopback, or a dummy interface that hbd creates when it is missing
+	// (e.g. hbd0). Not the interface. Default: lo.
 	Interface string `yaml:"interface"`
 	// VIPs are the addresses announced over BGP, each a /32 or /128.
 	// Required with bgp, at least one.
@@ -81,12 +83,22 @@ type Neighbour struct {
 	Port uint16 `yaml:"port"`
 }
 
+// InterfaceName is the dummy interface's name, defaulted when unset
+// (for a config read without defaults).
+func (b *BGP) InterfaceName() string {
+	if b.Interface == "" {
+		return defaultBGPInterface
+	}
+	return b.Interface
+}
+
 // Enabled reports whether a bgp section is configured.
 func (b *BGP) Enabled() bool { return b.LocalAS != 0 || len(b.VIPs) > 0 || len(b.Neighbours) > 0 }
 
 // BGP defaults, each with its reason.
 const (
-	defaultBGPInterface = "hbd0"
+	// defaultBGPInterface: every kernel has one, and nothing ARPs there.
+	defaultBGPInterface = "lo"
 	// defaultHoldTime: three keepalives of 3 s, a common data-centre
 	// setting (RFC 4271 suggests 90 s, far too long for a VIP); the
 	// router's backstop when a host dies.
@@ -131,7 +143,7 @@ func (v *validator) validateBGP(c *Config, l2 map[netip.Addr]int) {
 		v.fail("bgp.router_id", "%q: want an IPv4 address", b.RouterID)
 	}
 	if b.Interface == c.Interface {
-		v.fail("bgp.interface", "%q is the interface: the BGP VIPs go on a dummy interface of their own (default %s)", b.Interface, defaultBGPInterface)
+		v.fail("bgp.interface", "%q is the interface: the BGP VIPs go on the loopback (the default, %s) or a dummy interface", b.Interface, defaultBGPInterface)
 	} else if len(b.Interface) > 15 || strings.ContainsAny(b.Interface, "/ :") {
 		v.fail("bgp.interface", "%q is not an interface name (at most 15 bytes, no '/', ':' or space)", b.Interface)
 	}
@@ -197,7 +209,7 @@ func (v *validator) validateBGP(c *Config, l2 map[netip.Addr]int) {
 			v.fail(f+".hold_time", "%s: must be whole seconds, at least 3s (RFC 4271)", h)
 		}
 		if n.PasswordFile != "" {
-			if _, err := ReadPassword(relTo(v.path, n.PasswordFile)); err != nil {
+			if _, err := ReadPassword(RelTo(v.path, n.PasswordFile)); err != nil {
 				v.fail(f+".password_file", "%v", err)
 			}
 		}
@@ -228,9 +240,9 @@ func (v *validator) validateBGP(c *Config, l2 map[netip.Addr]int) {
 	}
 }
 
-// relTo makes a relative path p relative to the directory of the config
+// RelTo makes a relative path p relative to the directory of the config
 // file at path.
-func relTo(path, p string) string {
+func RelTo(path, p string) string {
 	if p == "" || filepath.IsAbs(p) || path == "" {
 		return p
 	}

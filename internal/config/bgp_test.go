@@ -47,13 +47,13 @@ func TestBGPDefaults(t *testing.T) {
 		t.Fatalf("unexpected error:\n%v", err)
 	}
 	b := res.Config.BGP
-	if b.Interface != "hbd0" || b.RouterID != "198.51.100.11" || b.StandbyPrepend != 3 || b.StandbyAnnounce {
+	if b.Interface != "lo" || b.RouterID != "198.51.100.11" || b.StandbyPrepend != 3 || b.StandbyAnnounce {
 		t.Errorf("defaults: interface %q router_id %q standby_prepend %d standby_announce %v", b.Interface, b.RouterID, b.StandbyPrepend, b.StandbyAnnounce)
 	}
 	if h := b.Neighbours[0].HoldTime.D(); h != 9*time.Second {
 		t.Errorf("hold_time default %s", h)
 	}
-	pw, err := ReadPassword(relTo(filepath.Join(t.TempDir(), "x.yaml"), "/nonexistent"))
+	pw, err := ReadPassword(RelTo(filepath.Join(t.TempDir(), "x.yaml"), "/nonexistent"))
 	if err == nil || pw != "" {
 		t.Errorf("ReadPassword of a missing file = %q, %v", pw, err)
 	}

@@ -374,7 +374,7 @@ func (v *validator) validateKey(c *Config) []byte {
 		v.fail("auth_key_file", "required: a file with the shared key (hbd keygen > /etc/hbd/key)")
 		return nil
 	}
-	key, err := ReadKey(relTo(v.path, c.AuthKeyFile))
+	key, err := ReadKey(RelTo(v.path, c.AuthKeyFile))
 	if err != nil {
 		v.fail("auth_key_file", "%v", err)
 		return nil

@@ -67,7 +67,7 @@ type Daemon struct {
 	level *slog.LevelVar
 
 	m       *election.Machine
-	vip     *vip.Manager
+	vip     *announcers                        // L2 and BGP
 	rx      atomic.Pointer[heartbeat.Receiver] // replaced when a reload brings a new key; read by the transports
 	udp     *heartbeat.UDPTransport            // the current paths; replaced when a reload changes the peers
 	tcp     *heartbeat.TCPTransport
@@ -151,8 +151,7 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 		rejected: map[string]map[string]uint64{},
 	}
 	var err error
-	d.vip, err = vip.New(cfg.Interface, vipPrefixes(cfg), vip.Options{Lifetime: cfg.VIPLifetime.D(), Logger: log})
-	if err != nil {
+	if d.vip, err = newAnnouncers(cfg, opts.ConfigPath, log); err != nil {
 		return nil, err
 	}
 	d.rx.Store(heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node, d.boot))
@@ -205,10 +204,14 @@ func vipPrefixes(cfg *config.Config) []netip.Prefix {
 	return out
 }
 
+// vipStrings are every VIP, L2 then BGP, for logs and hooks.
 func vipStrings(cfg *config.Config) []string {
-	out := make([]string, len(cfg.VIPs))
-	for i, p := range cfg.VIPs {
-		out[i] = p.Prefix.String()
+	out := make([]string, 0, len(cfg.VIPs)+len(cfg.BGP.VIPs))
+	for _, p := range cfg.VIPs {
+		out = append(out, p.Prefix.String())
+	}
+	for _, p := range cfg.BGPPrefixes() {
+		out = append(out, p.String())
 	}
 	return out
 }
@@ -250,6 +253,9 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	if err := d.vip.EndHandoff(); err != nil {
 		return fmt.Errorf("removing stale hand-off routes: %w", err)
+	}
+	if err := d.vip.start(ctx, d.log); err != nil {
+		return err
 	}
 	d.openChain()
 	defer d.closeChain()
@@ -628,7 +634,7 @@ func (d *Daemon) claim(a election.Action) {
 		d.endHandoff()
 	}
 	d.startChain(decided)
-	err := d.vip.Claim()
+	err := d.vip.Claim(a.Epoch)
 	done := time.Now()
 	d.metrics.claims.Inc()
 	switch {
@@ -723,6 +729,9 @@ func (d *Daemon) transition(a election.Action) {
 		}
 	}
 	d.metrics.setState(a.To)
+	if err := d.vip.SetBackup(a.To == election.Backup); err != nil {
+		d.log.Error("setting the BGP standby route", "state", a.To.String(), "err", err)
+	}
 	d.metrics.epoch.Set(float64(d.m.Epoch()))
 	d.metrics.transitions.With(a.From.String(), a.To.String(), a.Cause.String()).Inc()
 	if a.To != election.Init {
@@ -832,6 +841,9 @@ func (d *Daemon) drainForHandoff() {
 const chainWindow = 250 * time.Millisecond
 
 func (d *Daemon) openChain() {
+	if len(d.cfg.VIPs) == 0 {
+		return // BGP VIPs only: the routes move, not an L2 neighbour's cache
+	}
 	c, err := handoff.New(d.cfg.Interface, vipPrefixes(d.cfg), d.log)
 	if errors.Is(err, handoff.ErrNotEthernet) {
 		d.log.Info("no daisy chaining on this interface", "err", err)

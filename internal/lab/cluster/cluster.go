@@ -43,6 +43,7 @@ type Options struct {
 	Version   string   // web app version string; default "v1"
 	Metrics   bool     // serve metrics on 127.0.0.1:9707 in each host namespace
 	AppArgs   []string // `hbd webapp` Redis flags in place of --redis (the lab's standalone Redis), e.g. Sentinel mode
+	BGP       *BGP     // also announce the BGP VIPs to a router (see StartRouted); default none
 }
 
 // Node is one hbd host.
@@ -115,7 +116,15 @@ func Start(ctx context.Context, l *lab.Lab, o Options) (*Cluster, error) {
 		if p, ok := o.Priority[name]; ok {
 			prio = p
 		}
-		if err := os.WriteFile(n.Config, []byte(c.config(n, prio)), 0o644); err != nil {
+		conf := c.config(n, prio)
+		if o.BGP != nil {
+			section, err := c.bgpSection(n)
+			if err != nil {
+				return nil, err
+			}
+			conf += section
+		}
+		if err := os.WriteFile(n.Config, []byte(conf), 0o644); err != nil {
 			return nil, fmt.Errorf("cluster: writing %s: %w", n.Config, err)
 		}
 		if !o.NoWebapp {
