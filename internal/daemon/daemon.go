@@ -204,6 +204,17 @@ func vipPrefixes(cfg *config.Config) []netip.Prefix {
 	return out
 }
 
+// chainPrefixes are the VIPs daisy chaining covers: the L2 ones, or, in a
+// BGP-only config, the BGP ones (their packets arrive on the interface
+// from the router, and the previous master is forwarded to at L2 when it
+// is on the same segment).
+func chainPrefixes(cfg *config.Config) []netip.Prefix {
+	if len(cfg.VIPs) > 0 {
+		return vipPrefixes(cfg)
+	}
+	return cfg.BGPPrefixes()
+}
+
 // vipStrings are every VIP, L2 then BGP, for logs and hooks.
 func vipStrings(cfg *config.Config) []string {
 	out := make([]string, 0, len(cfg.VIPs)+len(cfg.BGP.VIPs))
@@ -841,10 +852,7 @@ func (d *Daemon) drainForHandoff() {
 const chainWindow = 250 * time.Millisecond
 
 func (d *Daemon) openChain() {
-	if len(d.cfg.VIPs) == 0 {
-		return // BGP VIPs only: the routes move, not an L2 neighbour's cache
-	}
-	c, err := handoff.New(d.cfg.Interface, vipPrefixes(d.cfg), d.log)
+	c, err := handoff.New(d.cfg.Interface, chainPrefixes(d.cfg), d.log)
 	if errors.Is(err, handoff.ErrNotEthernet) {
 		d.log.Info("no daisy chaining on this interface", "err", err)
 		return

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +74,219 @@ func TestBGPRouteAndReach(t *testing.T) {
 	must(t, err)
 	if want := "via " + c.Lab.Host("pc01").IPv4.String(); !strings.Contains(string(out), want) || !strings.Contains(string(out), "proto bgp") {
 		t.Errorf("router's kernel route to %s: %q, want one %s, proto bgp", lab.BGPVIP4, out, want)
+	}
+}
+
+// probeBGP sends a request to the IPv4 BGP VIP every 10ms from the client.
+func probeBGP(c *cluster.Cluster, keepAlive bool) *lab.Prober {
+	return c.Lab.ProbeWith(context.Background(), lab.ProbeConfig{From: "client", URL: cluster.BGPURL("/api/whoami"),
+		Every: 10 * time.Millisecond, KeepAlive: keepAlive, Timeout: probeTimeout})
+}
+
+// firstGood is when the first good answer from node that was sent after
+// mark arrived, as a delay from mark.
+func firstGood(t *testing.T, rs lab.ProbeResults, node string, mark time.Time) time.Duration {
+	t.Helper()
+	for _, r := range rs {
+		if r.OK() && r.ServedBy == node && !r.Start.Before(mark) {
+			return r.End().Sub(mark)
+		}
+	}
+	t.Fatalf("no good answer from %s after %s", node, mark.Format("15:04:05.000"))
+	return 0
+}
+
+// paths lists FRR's paths to the IPv4 BGP VIP as "peer:best".
+func paths(t *testing.T, frr *lab.FRR) []string {
+	t.Helper()
+	routes, err := frr.Routes(context.Background(), false)
+	must(t, err)
+	var out []string
+	for _, p := range routes[lab.BGPVIP4] {
+		s := p.PeerID
+		if p.Best {
+			s += "*"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// A pulled cable on the master: the standby claims and announces, and its
+// route wins at once over the dead master's, which the router keeps until
+// its hold timer (9s) runs out: the new master's MED is lower (it falls
+// with every claim's epoch).
+func TestBGPCablePull(t *testing.T) {
+	c, frr := startRouted(t, cluster.Options{})
+	ctx := context.Background()
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
+	p := probeBGP(c, false)
+	time.Sleep(300 * time.Millisecond)
+	mark := time.Now()
+	must(t, c.Lab.CablePull("pc01"))
+	switched, err := frr.WaitBest(ctx, lab.BGPVIP4, peer(c, "pc02"), 5*time.Second)
+	must(t, err)
+	during := paths(t, frr)
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc02", 5*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	p.Stop()
+	first := firstGood(t, p.Results(), "pc02", mark)
+	t.Logf("cable pull → FRR's best path pc02: %s; → first good response from pc02: %s; FRR's paths then: %v",
+		switched.Round(time.Millisecond), first.Round(time.Millisecond), during)
+	if len(during) != 2 {
+		t.Errorf("FRR had paths %v when it switched; want the dead master's still there (its hold timer had not run out) beside pc02's best", during)
+	}
+	// The backstop: the hold timer takes the dead master's path away.
+	gone := time.Now()
+	for deadline := gone.Add(15 * time.Second); len(paths(t, frr)) != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead master's path is still on FRR 15s after the pull: %v", paths(t, frr))
+		}
+	}
+	t.Logf("pc01's path withdrawn by FRR's hold timer %s after the pull", time.Since(mark).Round(100*time.Millisecond))
+}
+
+// Planned handovers both ways: no request fails, and the router always has
+// a path (the new master announces before the old one withdraws).
+func TestBGPHandoverZeroFailedRequests(t *testing.T) {
+	c, frr := startRouted(t, cluster.Options{AppTrack: true})
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
+	waitNodeReady(t, c, "pc02")
+	// Watch FRR's best path through the handovers.
+	type sighting struct {
+		at   time.Time
+		best string
+	}
+	stop := make(chan struct{})
+	watched := make(chan []sighting, 1)
+	go func() {
+		var seen []sighting
+		for {
+			select {
+			case <-stop:
+				watched <- seen
+				return
+			default:
+			}
+			best, err := frr.Best(context.Background(), lab.BGPVIP4)
+			if err != nil {
+				best = "error: " + err.Error()
+			}
+			if len(seen) == 0 || seen[len(seen)-1].best != best {
+				seen = append(seen, sighting{time.Now(), best})
+			}
+			time.Sleep(20 * time.Millisecond) // each look starts a vtysh: keep the CPU for the daemons
+		}
+	}()
+	fresh, kept := probeBGP(c, false), probeBGP(c, true)
+	time.Sleep(300 * time.Millisecond)
+	mark1 := time.Now()
+	handover(t, c, "pc01", "pc02")
+	_, err := frr.WaitBest(context.Background(), lab.BGPVIP4, peer(c, "pc02"), 5*time.Second)
+	must(t, err)
+	time.Sleep(1500 * time.Millisecond) // past the old master's hand-off window: its route is withdrawn
+	if ps := paths(t, frr); len(ps) != 1 {
+		t.Errorf("after the hand-off window FRR has paths %v, want pc02's alone", ps)
+	}
+	waitNodeReady(t, c, "pc01")
+	mark2 := time.Now()
+	handover(t, c, "pc02", "pc01")
+	_, err = frr.WaitBest(context.Background(), lab.BGPVIP4, peer(c, "pc01"), 5*time.Second)
+	must(t, err)
+	time.Sleep(1500 * time.Millisecond)
+	fresh.Stop()
+	kept.Stop()
+	close(stop)
+	seen := <-watched
+	var moved []string
+	for _, s := range seen {
+		if s.best == "" || strings.HasPrefix(s.best, "error") {
+			t.Errorf("FRR had no best path to the VIP during a handover: %+v", seen)
+		}
+		for _, mark := range []time.Time{mark1, mark2} {
+			if s.at.After(mark) && s.at.Sub(mark) < time.Second {
+				moved = append(moved, fmt.Sprintf("%s after %s", s.best, s.at.Sub(mark).Round(time.Millisecond)))
+			}
+		}
+	}
+	t.Logf("handover (drain included) → FRR's best path (seen every 20ms): %v", moved)
+	if len(moved) != 2 {
+		t.Errorf("FRR's best path did not move within 1s of each handover's start: %+v", seen)
+	}
+	for name, p := range map[string]*lab.Prober{"new connections": fresh, "keep-alive": kept} {
+		rs := p.Results()
+		if n := rs.Failures(); n > 0 {
+			t.Errorf("%s: %d failed requests of %d during the handovers\n%s", name, n, len(rs), p.Timeline())
+			for _, r := range rs {
+				if !r.OK() {
+					t.Logf("failed: start %s took %s status %d err %s", r.Start.Format("15:04:05.000"), r.Duration, r.Status, r.Err)
+				}
+			}
+		}
+		for i, mark := range []time.Time{mark1, mark2} {
+			g, _ := rs.GapAround(mark)
+			t.Logf("%s handover %d: %s → %s, gap %s", name, i+1, rs.LastServedBy(mark), rs.FirstServedBy(mark.Add(50*time.Millisecond)), g.Duration().Round(time.Millisecond))
+		}
+	}
+}
+
+// kill -9 of the master's daemon: the kernel closes its BGP session (the
+// router drops the route at once), the VIP leaves the loopback when its
+// lifetime runs out, and the standby claims after dead_after. The test
+// measures which of the first two comes first: the session drop.
+func TestBGPKillMaster(t *testing.T) {
+	c, frr := startRouted(t, cluster.Options{})
+	ctx := context.Background()
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
+	p := probeBGP(c, false)
+	time.Sleep(300 * time.Millisecond)
+	mark := time.Now()
+	must(t, c.KillHbd("pc01"))
+	var withdrawn, expired time.Duration
+	for deadline := mark.Add(10 * time.Second); withdrawn == 0 || expired == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after kill -9: FRR paths %v, VIP on pc01's lo: %v", paths(t, frr), holdsBGP(t, c, "pc01"))
+		}
+		if ps := paths(t, frr); withdrawn == 0 && !slices.Contains(ps, peer(c, "pc01")) && !slices.Contains(ps, peer(c, "pc01")+"*") {
+			withdrawn = time.Since(mark)
+		}
+		if expired == 0 && !holdsBGP(t, c, "pc01") {
+			expired = time.Since(mark)
+		}
+	}
+	_, err := frr.WaitBest(ctx, lab.BGPVIP4, peer(c, "pc02"), 5*time.Second)
+	must(t, err)
+	switched := time.Since(mark) // an upper bound: the loop above came first
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc02", 5*time.Second)
+	time.Sleep(100 * time.Millisecond)
+	p.Stop()
+	first := firstGood(t, p.Results(), "pc02", mark)
+	t.Logf("kill -9: pc01's route gone from FRR after %s (session drop), VIP gone from pc01's lo after %s (lifetime); FRR's best path pc02 by %s; first good response from pc02 %s",
+		withdrawn.Round(time.Millisecond), expired.Round(time.Millisecond), switched.Round(time.Millisecond), first.Round(time.Millisecond))
+	if withdrawn >= expired {
+		t.Errorf("the route went with the VIP's lifetime (%s), not with the session (%s)", expired, withdrawn)
+	}
+	if withdrawn > time.Second {
+		t.Errorf("the route took %s to go: the kernel closes a killed daemon's session at once", withdrawn)
+	}
+}
+
+// The router restarts: its sessions come back and the master announces
+// its routes again without being told.
+func TestBGPRouterRestart(t *testing.T) {
+	c, frr := startRouted(t, cluster.Options{})
+	ctx := context.Background()
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
+	mark := time.Now()
+	must(t, frr.Restart(ctx))
+	restarted := time.Since(mark)
+	back, err := frr.WaitBest(ctx, lab.BGPVIP4, peer(c, "pc01"), 30*time.Second)
+	must(t, err)
+	_, err = frr.WaitBest(ctx, lab.BGPVIP6, peer(c, "pc01"), 10*time.Second)
+	must(t, err)
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
+	t.Logf("FRR restarted in %s; pc01's routes back on it %s later", restarted.Round(time.Millisecond), back.Round(time.Millisecond))
+	if ps := paths(t, frr); len(ps) != 1 {
+		t.Errorf("after the restart FRR has paths %v, want the master's only", ps)
 	}
 }

@@ -278,6 +278,12 @@ func (s *Speaker) set(change func(*state)) error {
 // apply brings the announcement in line with the state; a Speaker not
 // started only remembers it.
 func (s *Speaker) apply() error {
+	start := time.Now()
+	defer func() {
+		if took := time.Since(start); took > 50*time.Millisecond { // the daemon's loop waited that long
+			s.log.Warn("updating the BGP routes was slow", "took", took)
+		}
+	}()
 	role := s.st.role(s.cfg.StandbyAnnounce)
 	if s.srv == nil || (role == s.announced && (role == Withdrawn || s.annEpoch == s.st.epoch)) {
 		return nil

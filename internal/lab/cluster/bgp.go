@@ -19,7 +19,7 @@ const (
 )
 
 // BGP makes a cluster announce lab.BGPVIP4 and lab.BGPVIP6 over eBGP to an
-// FRR router (StartRouted) besides its L2 VIPs.
+// FRR router (StartRouted), and no L2 VIPs.
 type BGP struct {
 	Router          string        // the router host; default "router"
 	StandbyAnnounce bool          // bgp.standby_announce

@@ -43,7 +43,7 @@ type Options struct {
 	Version   string   // web app version string; default "v1"
 	Metrics   bool     // serve metrics on 127.0.0.1:9707 in each host namespace
 	AppArgs   []string // `hbd webapp` Redis flags in place of --redis (the lab's standalone Redis), e.g. Sentinel mode
-	BGP       *BGP     // also announce the BGP VIPs to a router (see StartRouted); default none
+	BGP       *BGP     // announce the BGP VIPs to a router (see StartRouted) instead of the L2 ones; default none
 }
 
 // Node is one hbd host.
@@ -151,7 +151,10 @@ func (c *Cluster) config(n *Node, prio int) string {
 	}
 	peers = append(peers, c.Opts.ExtraPeer[n.Name]...)
 	var b strings.Builder
-	fmt.Fprintf(&b, "node: %s\npriority: %d\ninterface: %s\nvips: [%s, %q]\n", n.Name, prio, lab.HostIf, VIP4, VIP6.String())
+	fmt.Fprintf(&b, "node: %s\npriority: %d\ninterface: %s\n", n.Name, prio, lab.HostIf)
+	if c.Opts.BGP == nil { // with BGP, the VIPs are the BGP ones only
+		fmt.Fprintf(&b, "vips: [%s, %q]\n", VIP4, VIP6.String())
+	}
 	fmt.Fprintf(&b, "listen: %s\npeers: [%s]\nauth_key_file: %s\ncontrol_socket: %s\n", h.IPv4, strings.Join(peers, ", "), c.Key, n.Socket)
 	if c.Opts.Metrics {
 		b.WriteString("metrics: 127.0.0.1:9707\n")
@@ -272,9 +275,14 @@ func kill(p *lab.Proc) error {
 	return nil
 }
 
-// Holds reports whether a node holds the IPv4 VIP.
+// Holds reports whether a node holds the IPv4 VIP (with BGP, the BGP VIP
+// on the loopback).
 func (c *Cluster) Holds(name string) bool {
-	ok, err := c.Lab.HasAddr(name, lab.HostIf, VIP4)
+	ifname, vip := lab.HostIf, VIP4
+	if c.Opts.BGP != nil {
+		ifname, vip = "lo", lab.BGPVIP4
+	}
+	ok, err := c.Lab.HasAddr(name, ifname, vip)
 	return err == nil && ok
 }
 
