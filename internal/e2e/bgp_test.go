@@ -77,6 +77,17 @@ func TestBGPRouteAndReach(t *testing.T) {
 	}
 }
 
+// startProbing starts a routed cluster served by pc01, probes the BGP VIP
+// from the client and returns the moment the fault may begin.
+func startProbing(t *testing.T) (*cluster.Cluster, *lab.FRR, *lab.Prober, time.Time) {
+	t.Helper()
+	c, frr := startRouted(t, cluster.Options{})
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
+	p := probeBGP(c, false)
+	time.Sleep(300 * time.Millisecond)
+	return c, frr, p, time.Now()
+}
+
 // probeBGP sends a request to the IPv4 BGP VIP every 10ms from the client.
 func probeBGP(c *cluster.Cluster, keepAlive bool) *lab.Prober {
 	return c.Lab.ProbeWith(context.Background(), lab.ProbeConfig{From: "client", URL: cluster.BGPURL("/api/whoami"),
@@ -117,12 +128,8 @@ func paths(t *testing.T, frr *lab.FRR) []string {
 // its hold timer (9s) runs out: the new master's MED is lower (it falls
 // with every claim's epoch).
 func TestBGPCablePull(t *testing.T) {
-	c, frr := startRouted(t, cluster.Options{})
+	c, frr, p, mark := startProbing(t)
 	ctx := context.Background()
-	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
-	p := probeBGP(c, false)
-	time.Sleep(300 * time.Millisecond)
-	mark := time.Now()
 	must(t, c.Lab.CablePull("pc01"))
 	switched, err := frr.WaitBest(ctx, lab.BGPVIP4, peer(c, "pc02"), 5*time.Second)
 	must(t, err)
@@ -213,21 +220,8 @@ func TestBGPHandoverZeroFailedRequests(t *testing.T) {
 	if len(moved) != 2 {
 		t.Errorf("FRR's best path did not move within 1s of each handover's start: %+v", seen)
 	}
-	for name, p := range map[string]*lab.Prober{"new connections": fresh, "keep-alive": kept} {
-		rs := p.Results()
-		if n := rs.Failures(); n > 0 {
-			t.Errorf("%s: %d failed requests of %d during the handovers\n%s", name, n, len(rs), p.Timeline())
-			for _, r := range rs {
-				if !r.OK() {
-					t.Logf("failed: start %s took %s status %d err %s", r.Start.Format("15:04:05.000"), r.Duration, r.Status, r.Err)
-				}
-			}
-		}
-		for i, mark := range []time.Time{mark1, mark2} {
-			g, _ := rs.GapAround(mark)
-			t.Logf("%s handover %d: %s → %s, gap %s", name, i+1, rs.LastServedBy(mark), rs.FirstServedBy(mark.Add(50*time.Millisecond)), g.Duration().Round(time.Millisecond))
-		}
-	}
+	noFailedRequests(t, "new connections", fresh, mark1, mark2)
+	noFailedRequests(t, "keep-alive", kept, mark1, mark2)
 }
 
 // kill -9 of the master's daemon: the kernel closes its BGP session (the
@@ -235,12 +229,8 @@ func TestBGPHandoverZeroFailedRequests(t *testing.T) {
 // lifetime runs out, and the standby claims after dead_after. The test
 // measures which of the first two comes first: the session drop.
 func TestBGPKillMaster(t *testing.T) {
-	c, frr := startRouted(t, cluster.Options{})
+	c, frr, p, mark := startProbing(t)
 	ctx := context.Background()
-	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
-	p := probeBGP(c, false)
-	time.Sleep(300 * time.Millisecond)
-	mark := time.Now()
 	must(t, c.KillHbd("pc01"))
 	var withdrawn, expired time.Duration
 	for deadline := mark.Add(10 * time.Second); withdrawn == 0 || expired == 0; time.Sleep(5 * time.Millisecond) {

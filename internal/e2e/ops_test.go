@@ -68,22 +68,9 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 	kept.Stop()
 
 	for name, p := range map[string]*lab.Prober{"new connections": fresh, "keep-alive": kept} {
-		rs := p.Results()
 		// None may fail: a handshake straddling the move is daisy-chained
 		// to the old master (internal/handoff).
-		if n := rs.Failures(); n > 0 {
-			t.Errorf("%s: %d failed requests of %d during the handovers\n%s", name, n, len(rs), p.Timeline())
-			for _, r := range rs {
-				if !r.OK() {
-					t.Logf("failed: start %s took %s status %d err %s", r.Start.Format("15:04:05.000"), r.Duration, r.Status, r.Err)
-				}
-			}
-		}
-		for i, mark := range []time.Time{mark1, mark2} {
-			before, after := rs.LastServedBy(mark), rs.FirstServedBy(mark.Add(50*time.Millisecond))
-			g, _ := rs.GapAround(mark)
-			t.Logf("%s handover %d: %s → %s, gap %s", name, i+1, before, after, g.Duration().Round(time.Millisecond))
-		}
+		rs := noFailedRequests(t, name, p, mark1, mark2)
 		// Every request started once pc02 alone held the VIP (the first
 		// handover complete) and before the second began is pc02's.
 		served := map[string]int{}
@@ -96,6 +83,27 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 			t.Errorf("%s: between the handovers answers came from %v, want pc02 only", name, served)
 		}
 	}
+}
+
+// noFailedRequests fails the test for every failed request of p (named
+// name), logs the gap around each handover mark and returns the results.
+func noFailedRequests(t *testing.T, name string, p *lab.Prober, marks ...time.Time) lab.ProbeResults {
+	t.Helper()
+	rs := p.Results()
+	if n := rs.Failures(); n > 0 {
+		t.Errorf("%s: %d failed requests of %d during the handovers\n%s", name, n, len(rs), p.Timeline())
+		for _, r := range rs {
+			if !r.OK() {
+				t.Logf("failed: start %s took %s status %d err %s", r.Start.Format("15:04:05.000"), r.Duration, r.Status, r.Err)
+			}
+		}
+	}
+	for i, mark := range marks {
+		before, after := rs.LastServedBy(mark), rs.FirstServedBy(mark.Add(50*time.Millisecond))
+		g, _ := rs.GapAround(mark)
+		t.Logf("%s handover %d: %s → %s, gap %s", name, i+1, before, after, g.Duration().Round(time.Millisecond))
+	}
+	return rs
 }
 
 // waitNodeReady waits until node itself says it is ready.
