@@ -250,7 +250,7 @@ func runMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("release", "Usage: hbd release [-c FILE]\n\nRemoves the configured VIPs from the configured interface, whoever added\nthem. systemd runs it after hbd stops (ExecStopPost), so a crashed daemon\nnever leaves a VIP behind. Safe to run when nothing is held.\n")
+	fs := newFlags("release", "Usage: hbd release [-c FILE]\n\nRemoves the configured VIPs from the configured interface, and the BGP\nVIPs from bgp.interface, whoever added them. systemd runs it after hbd stops (ExecStopPost), so a crashed daemon\nnever leaves a VIP behind. Safe to run when nothing is held.\n")
 	path := fs.String("c", defaultConfig, "config `file`")
 	pos, err := parse(fs, args, stdout)
 	if err != nil {

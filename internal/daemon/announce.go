@@ -10,7 +10,6 @@ import (
 
 	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/vip"
-	"github.com/hbdproject/hbd/vip/bgp"
 )
 
 // announcers carries out the core's VIP actions on every announcer the
@@ -21,7 +20,7 @@ import (
 type announcers struct {
 	l2     *vip.Manager   // nil without L2 VIPs
 	routed *vip.Manager   // nil without bgp
-	bgp    *bgp.Speaker   // nil without bgp
+	bgp    speaker        // nil without bgp
 	dummy  string         // routed's interface
 	routes []netip.Prefix // the BGP VIPs
 }
@@ -47,52 +46,22 @@ func newAnnouncers(cfg *config.Config, configPath string, log *slog.Logger) (*an
 	if a.routed, err = vip.New(a.dummy, cfg.BGPPrefixes(), opts); err != nil {
 		return nil, err
 	}
-	sc, err := speakerConfig(cfg, configPath)
-	if err != nil {
-		return nil, err
-	}
-	sc.Logger = log.With("announcer", "bgp")
-	if a.bgp, err = bgp.New(sc); err != nil {
+	if a.bgp, err = newSpeaker(cfg, configPath, log.With("announcer", "bgp")); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-// speakerConfig is the vip/bgp form of the config's bgp section; the TCP
-// MD5 key files are read here (config.Load checked them).
-func speakerConfig(cfg *config.Config, configPath string) (bgp.Config, error) {
-	b := &cfg.BGP
-	out := bgp.Config{
-		LocalAS:         b.LocalAS,
-		Prepend:         b.Prepend,
-		StandbyPrepend:  b.StandbyPrepend,
-		MED:             b.MED,
-		StandbyAnnounce: b.StandbyAnnounce,
-	}
-	out.RouterID, _ = netip.ParseAddr(b.RouterID) // all validated
-	out.NextHop4, _ = netip.ParseAddr(b.NextHop)
-	out.NextHop6, _ = netip.ParseAddr(b.NextHop6)
-	for _, v := range b.VIPs {
-		r := bgp.Route{Prefix: v.Address.Prefix}
-		for _, s := range v.Communities {
-			c, _ := config.ParseCommunity(s)
-			r.Communities = append(r.Communities, c)
-		}
-		out.Routes = append(out.Routes, r)
-	}
-	for _, n := range b.Neighbours {
-		addr, _ := netip.ParseAddr(n.Address)
-		nb := bgp.Neighbor{Addr: addr, AS: n.AS, HoldTime: n.HoldTime.D(), Port: n.Port}
-		if n.PasswordFile != "" {
-			pw, err := config.ReadPassword(config.RelTo(configPath, n.PasswordFile))
-			if err != nil {
-				return bgp.Config{}, fmt.Errorf("bgp neighbour %s: %w", n.Address, err)
-			}
-			nb.Password = pw
-		}
-		out.Neighbors = append(out.Neighbors, nb)
-	}
-	return out, nil
+// speaker is the BGP announcer (vip/bgp.Speaker); a build with the nobgp
+// tag has none.
+type speaker interface {
+	Start(ctx context.Context) error
+	Claim(epoch uint64) error
+	Handoff() error
+	EndHandoff() error
+	Release() error
+	SetBackup(backup bool) error
+	Close() error
 }
 
 // start removes BGP VIPs a crashed run left on the dummy interface and

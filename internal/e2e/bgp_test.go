@@ -164,6 +164,13 @@ func TestBGPHandoverZeroFailedRequests(t *testing.T) {
 		at   time.Time
 		best string
 	}
+	show := func(ss []sighting) string {
+		var b strings.Builder
+		for _, s := range ss {
+			fmt.Fprintf(&b, " %s %q", s.at.Format("05.000"), s.best)
+		}
+		return b.String()
+	}
 	stop := make(chan struct{})
 	watched := make(chan []sighting, 1)
 	go func() {
@@ -208,7 +215,7 @@ func TestBGPHandoverZeroFailedRequests(t *testing.T) {
 	var moved []string
 	for _, s := range seen {
 		if s.best == "" || strings.HasPrefix(s.best, "error") {
-			t.Errorf("FRR had no best path to the VIP during a handover: %+v", seen)
+			t.Errorf("FRR had no best path to the VIP during a handover:%s", show(seen))
 		}
 		for _, mark := range []time.Time{mark1, mark2} {
 			if s.at.After(mark) && s.at.Sub(mark) < time.Second {
@@ -218,7 +225,7 @@ func TestBGPHandoverZeroFailedRequests(t *testing.T) {
 	}
 	t.Logf("handover (drain included) → FRR's best path (seen every 20ms): %v", moved)
 	if len(moved) != 2 {
-		t.Errorf("FRR's best path did not move within 1s of each handover's start: %+v", seen)
+		t.Errorf("FRR's best path did not move within 1s of each handover's start:%s", show(seen))
 	}
 	noFailedRequests(t, "new connections", fresh, mark1, mark2)
 	noFailedRequests(t, "keep-alive", kept, mark1, mark2)
