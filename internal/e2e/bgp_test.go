@@ -287,3 +287,49 @@ func TestBGPRouterRestart(t *testing.T) {
 		t.Errorf("after the restart FRR has paths %v, want the master's only", ps)
 	}
 }
+
+// With standby_announce the backup's route is on the router too, worse
+// (a longer AS path, the worst MED), and the master's is best; when the
+// master's daemon is killed, its route goes and the backup's, then its
+// own primary one, takes over.
+func TestBGPStandbyAnnounce(t *testing.T) {
+	c, frr := startRouted(t, cluster.Options{BGP: &cluster.BGP{StandbyAnnounce: true}})
+	ctx := context.Background()
+	var standby lab.BGPPath
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		routes, err := frr.Routes(ctx, false)
+		must(t, err)
+		found := false
+		for _, p := range routes[lab.BGPVIP4] {
+			if p.PeerID == peer(c, "pc02") {
+				standby, found = p, true
+			}
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no standby route from pc02 on FRR: %+v", routes[lab.BGPVIP4])
+		}
+	}
+	if standby.Best || standby.Path != "65001 65001 65001 65001" || standby.Metric != 4294967295 {
+		t.Errorf("pc02's standby route: %+v; want not best, AS path 65001 ×4, MED 4294967295", standby)
+	}
+	if best, err := frr.Best(ctx, lab.BGPVIP4); err != nil || best != peer(c, "pc01") {
+		t.Errorf("best path from %q (%v), want pc01's", best, err)
+	}
+	must(t, c.KillHbd("pc01"))
+	_, err := frr.WaitBest(ctx, lab.BGPVIP4, peer(c, "pc02"), 5*time.Second)
+	must(t, err)
+	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc02", 5*time.Second)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		routes, err := frr.Routes(ctx, false)
+		must(t, err)
+		if ps := routes[lab.BGPVIP4]; len(ps) == 1 && ps[0].Path == "65001" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pc02 did not replace its standby route by its primary one: %+v", routes[lab.BGPVIP4])
+		}
+	}
+}

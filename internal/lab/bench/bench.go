@@ -268,6 +268,12 @@ func (r *runner) run(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("setting %s: %w", set, err))
 		}
 	}
+	if slices.Contains(r.o.Settings, SettingDefaults) && ctx.Err() == nil {
+		if err := r.bgpCablePulls(ctx); err != nil {
+			r.warn("BGP cable pulls: %v", err)
+			errs = append(errs, fmt.Errorf("BGP cable pulls: %w", err))
+		}
+	}
 	if r.o.Handovers > 0 && ctx.Err() == nil {
 		if err := r.handoverSeries(ctx); err != nil {
 			r.warn("handover series: %v", err)

@@ -42,6 +42,9 @@ const (
 	ScenarioLossSoak   = "loss_soak"
 	ScenarioProfile    = "profile"
 	ScenarioHandovers  = "handovers"
+	// ScenarioBGPCablePull is a cable pull in BGP mode (hbd only: the
+	// client behind an FRR router, the VIP announced over eBGP).
+	ScenarioBGPCablePull = "bgp_cable_pull"
 )
 
 // Sample is one measured value: a row of samples.csv.
