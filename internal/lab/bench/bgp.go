@@ -92,16 +92,9 @@ func (r *runner) bgpCablePull(ctx context.Context, l *lab.Lab, url string, run i
 		return err
 	}
 	defer func() { err = errors.Join(err, l.CablePlug(master)) }()
-	if err := waitFirstGood(ctx, t0, standby, failoverLimit, f.Results); err != nil {
+	g, _, err := outageAfter(ctx, f, t0)
+	if err != nil {
 		return err
-	}
-	if err := sleep(ctx, postFirstGood); err != nil {
-		return err
-	}
-	f.Stop()
-	g, ok := outage(f.Results(), t0, standby)
-	if !ok {
-		return errors.New("no outage found in the probe results")
 	}
 	r.add(ToolHBD, SettingDefaults, ScenarioBGPCablePull, run, "gap_ms", ms(g.Duration()))
 	r.add(ToolHBD, SettingDefaults, ScenarioBGPCablePull, run, "failed_probes", float64(g.Failures))
