@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +70,17 @@ func TestBGPRouteAndReach(t *testing.T) {
 	}
 	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
 	waitServedBy(t, c, cluster.BGPURL6("/api/whoami"), "pc01", 10*time.Second)
+	// The daemon's log: the speaker started, nothing went wrong.
+	b, err := os.ReadFile(c.Nodes["pc01"].Hbd.LogPath())
+	must(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.Contains(line, "level=ERROR"):
+			t.Errorf("pc01's log: %s", line)
+		case strings.Contains(line, "BGP") || strings.Contains(line, "daisy") || strings.Contains(line, "Peer Up"):
+			t.Logf("pc01's log: %s", line)
+		}
+	}
 	// The route goes through FRR: it is in the router's kernel table.
 	out, err := c.Lab.Run(ctx, "router", "ip", "route", "show", lab.BGPVIP4.String())
 	must(t, err)

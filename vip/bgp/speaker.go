@@ -164,11 +164,9 @@ func (s *Speaker) Start(ctx context.Context) error {
 	if s.srv != nil {
 		return nil
 	}
-	// GoBGP logs every session event at info; the daemon's logger keeps
-	// only its warnings and errors, with a "bgp" key.
-	lvl := new(slog.LevelVar)
-	lvl.Set(slog.LevelWarn)
-	srv := server.NewBgpServer(server.LoggerOption(s.log.With("component", "gobgp"), lvl))
+	// GoBGP logs session events (peer up, peer down and why) through the
+	// daemon's logger, marked component=gobgp.
+	srv := server.NewBgpServer(server.LoggerOption(s.log.With("component", "gobgp"), nil))
 	go srv.Serve()
 	err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn:        s.cfg.LocalAS,
