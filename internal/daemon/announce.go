@@ -61,6 +61,7 @@ type speaker interface {
 	EndHandoff() error
 	Release() error
 	SetBackup(backup bool) error
+	Sync() error
 	Close() error
 }
 
@@ -141,14 +142,15 @@ func (a *announcers) SetBackup(backup bool) error {
 	return a.bgp.SetBackup(backup)
 }
 
-// Refresh renews every address's lifetime.
+// Refresh renews every address's lifetime and announces the routes
+// again if an earlier update failed.
 func (a *announcers) Refresh() error {
 	var errs []error
 	if a.l2 != nil {
 		errs = append(errs, a.l2.Refresh())
 	}
 	if a.routed != nil {
-		errs = append(errs, a.routed.Refresh())
+		errs = append(errs, a.routed.Refresh(), a.bgp.Sync())
 	}
 	return errors.Join(errs...)
 }

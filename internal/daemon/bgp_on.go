@@ -3,11 +3,14 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"time"
 
 	"github.com/hbdproject/hbd/internal/config"
+	"github.com/hbdproject/hbd/internal/metrics"
 	"github.com/hbdproject/hbd/vip/bgp"
 )
 
@@ -21,6 +24,28 @@ func newSpeaker(cfg *config.Config, configPath string, log *slog.Logger) (speake
 	}
 	sc.Logger = log
 	return bgp.New(sc)
+}
+
+// registerBGPMetrics adds the BGP speaker's series, read at each scrape.
+func registerBGPMetrics(reg *metrics.Registry, sp speaker) {
+	s := sp.(*bgp.Speaker)
+	reg.NewGaugeFunc("hbd_bgp_sessions_established", "BGP sessions to the neighbours that are established.", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		peers, err := s.Peers(ctx)
+		if err != nil {
+			return 0
+		}
+		n := 0
+		for _, p := range peers {
+			if p.Established {
+				n++
+			}
+		}
+		return float64(n)
+	})
+	reg.NewGaugeFunc("hbd_bgp_announced", "What this node announces for its BGP VIPs: 0 nothing, 1 a standby route, 2 a demoted route (hand-off), 3 the master's route.",
+		func() float64 { return float64(s.Role()) })
 }
 
 // speakerConfig is the vip/bgp form of the config's bgp section; the TCP

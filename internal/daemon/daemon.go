@@ -162,6 +162,9 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
 	d.metrics.buildInfo.With(opts.Version, opts.Commit, runtime.Version()).Set(1)
+	if d.vip.bgp != nil {
+		registerBGPMetrics(d.metrics.reg, d.vip.bgp)
+	}
 	if cfg.Witness.Enabled() {
 		if d.leaser, err = newLeaser(cfg, d); err != nil {
 			return nil, err

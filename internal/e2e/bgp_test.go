@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"slices"
@@ -53,7 +54,7 @@ func holdsBGP(t *testing.T, c *cluster.Cluster, node string) bool {
 // The master's routes appear on FRR with the master's attributes, and the
 // client, on a segment of its own, reaches the VIPs through FRR.
 func TestBGPRouteAndReach(t *testing.T) {
-	c, frr := startRouted(t, cluster.Options{})
+	c, frr := startRouted(t, cluster.Options{Metrics: true})
 	ctx := context.Background()
 	routes, err := frr.Routes(ctx, false)
 	must(t, err)
@@ -79,6 +80,20 @@ func TestBGPRouteAndReach(t *testing.T) {
 			t.Errorf("pc01's log: %s", line)
 		case strings.Contains(line, "BGP") || strings.Contains(line, "daisy") || strings.Contains(line, "Peer Up"):
 			t.Logf("pc01's log: %s", line)
+		}
+	}
+	// The metrics say the same: one session each, pc01 announces the
+	// master's route, pc02 nothing.
+	for node, want := range map[string]string{"pc01": "hbd_bgp_announced 3", "pc02": "hbd_bgp_announced 0"} {
+		resp, err := c.Lab.HTTPClient(node, false, 2*time.Second).Get("http://127.0.0.1:9707/metrics")
+		must(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		must(t, err)
+		for _, w := range []string{want + "\n", "hbd_bgp_sessions_established 1\n"} {
+			if !strings.Contains(string(body), w) {
+				t.Errorf("%s's metrics lack %q", node, strings.TrimSpace(w))
+			}
 		}
 	}
 	// The route goes through FRR: it is in the router's kernel table.

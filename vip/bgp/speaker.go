@@ -256,6 +256,11 @@ func (s *Speaker) Release() error {
 // announces a Standby path when Config.StandbyAnnounce is on.
 func (s *Speaker) SetBackup(backup bool) error { return s.set(func(st *state) { st.backup = backup }) }
 
+// Sync announces again what the state says if an earlier update failed
+// (the daemon calls it with every refresh); it does nothing when the
+// announcement is in line.
+func (s *Speaker) Sync() error { return s.set(func(*state) {}) }
+
 // Role is what the Speaker announces now.
 func (s *Speaker) Role() Role {
 	s.mu.Lock()
