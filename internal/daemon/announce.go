@@ -14,14 +14,15 @@ import (
 
 // announcers carries out the core's VIP actions on every announcer the
 // config uses: the L2 VIPs (vips) with their vip.Manager on the interface,
-// and the BGP VIPs (bgp.vips) with a vip.Manager on the dummy interface
-// or the loopback (the addresses, no ARP) and the BGP speaker (the routes). The core does
-// not know which is in use. Calls come from the loop only.
+// and the BGP VIPs (bgp.vips) with a vip.Manager on the loopback or a
+// dummy interface (the addresses; no ARP there) and the BGP speaker (the
+// routes). The core does not know which is in use. Calls come from the
+// loop only.
 type announcers struct {
 	l2     *vip.Manager   // nil without L2 VIPs
 	routed *vip.Manager   // nil without bgp
 	bgp    speaker        // nil without bgp
-	dummy  string         // routed's interface
+	local  string         // routed's interface (bgp.interface)
 	routes []netip.Prefix // the BGP VIPs
 }
 
@@ -37,13 +38,13 @@ func newAnnouncers(cfg *config.Config, configPath string, log *slog.Logger) (*an
 	if !cfg.BGP.Enabled() {
 		return a, nil
 	}
-	a.dummy, a.routes = cfg.BGP.Interface, cfg.BGPPrefixes()
-	if created, err := vip.EnsureLocal(a.dummy); err != nil {
+	a.local, a.routes = cfg.BGP.Interface, cfg.BGPPrefixes()
+	if created, err := vip.EnsureLocal(a.local); err != nil {
 		return nil, err
 	} else if created {
-		log.Info("created the dummy interface for the BGP VIPs", "interface", a.dummy)
+		log.Info("created the dummy interface for the BGP VIPs", "interface", a.local)
 	}
-	if a.routed, err = vip.New(a.dummy, cfg.BGPPrefixes(), opts); err != nil {
+	if a.routed, err = vip.New(a.local, cfg.BGPPrefixes(), opts); err != nil {
 		return nil, err
 	}
 	if a.bgp, err = newSpeaker(cfg, configPath, log.With("announcer", "bgp")); err != nil {
@@ -65,14 +66,14 @@ type speaker interface {
 	Close() error
 }
 
-// start removes BGP VIPs a crashed run left on the dummy interface and
+// start removes BGP VIPs a crashed run left on the local interface and
 // starts the BGP speaker, which dials the neighbours and announces
 // nothing yet.
 func (a *announcers) start(ctx context.Context, log *slog.Logger) error {
 	if a.bgp == nil {
 		return nil
 	}
-	if removed, err := vip.RemoveStale(a.dummy, a.routes); err != nil {
+	if removed, err := vip.RemoveStale(a.local, a.routes); err != nil {
 		return fmt.Errorf("removing stale BGP VIPs: %w", err)
 	} else if len(removed) > 0 {
 		log.Warn("removed BGP VIPs left by an earlier run", "vip", removed)
@@ -81,7 +82,7 @@ func (a *announcers) start(ctx context.Context, log *slog.Logger) error {
 }
 
 // Claim adds every VIP and announces it: L2 first (the first gratuitous
-// ARP round), then the dummy's addresses before their routes, so no
+// ARP round), then the local interface's addresses before their routes, so no
 // packet the router sends finds no address.
 func (a *announcers) Claim(epoch uint64) error {
 	var errs []error
