@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 )
 
 func TestAttributes(t *testing.T) {
@@ -80,5 +82,29 @@ func TestRole(t *testing.T) {
 func TestFormatCommunity(t *testing.T) {
 	if s := FormatCommunity(65001<<16 | 100); s != "65001:100" {
 		t.Errorf("FormatCommunity = %q", s)
+	}
+}
+
+// A session carries the families whose next hop it can supply: its own,
+// and the other one when that family's next hop is configured.
+func TestFamilies(t *testing.T) {
+	routes := []Route{{Prefix: netip.MustParsePrefix("198.51.100.200/32")}, {Prefix: netip.MustParsePrefix("2001:db8:200::1/128")}}
+	v4, v6 := netip.MustParseAddr("198.51.100.30"), netip.MustParseAddr("2001:db8::30")
+	tests := []struct {
+		name string
+		cfg  Config
+		addr netip.Addr
+		want []bgp.Family
+	}{
+		{"IPv4 session, no next hops", Config{Routes: routes}, v4, []bgp.Family{bgp.RF_IPv4_UC}},
+		{"IPv4 session with next_hop6", Config{Routes: routes, NextHop6: netip.MustParseAddr("2001:db8::11")}, v4, []bgp.Family{bgp.RF_IPv4_UC, bgp.RF_IPv6_UC}},
+		{"IPv6 session, no next hops", Config{Routes: routes}, v6, []bgp.Family{bgp.RF_IPv6_UC}},
+		{"IPv6 session, IPv4 routes only", Config{Routes: routes[:1]}, v6, nil},
+	}
+	for _, tt := range tests {
+		s := &Speaker{cfg: tt.cfg}
+		if got := s.families(tt.addr); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: families = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
