@@ -106,6 +106,8 @@ const (
 	// defaultStandbyPrepend makes a standby's route clearly worse than a
 	// master's even when the master prepends a little itself.
 	defaultStandbyPrepend = 3
+	// bgpPort is BGP's well-known port (RFC 4271).
+	bgpPort = 179
 	// standbyMED is the MED of a standby's route, the worst there is.
 	standbyMED = math.MaxUint32
 )
@@ -126,6 +128,9 @@ func (v *validator) defaultsBGP(c *Config) {
 	}
 	for i := range b.Neighbours {
 		setDur(&b.Neighbours[i].HoldTime, defaultHoldTime)
+		if b.Neighbours[i].Port == 0 {
+			b.Neighbours[i].Port = bgpPort
+		}
 	}
 }
 

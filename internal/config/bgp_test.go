@@ -50,8 +50,8 @@ func TestBGPDefaults(t *testing.T) {
 	if b.Interface != "lo" || b.RouterID != "198.51.100.11" || b.StandbyPrepend != 3 || b.StandbyAnnounce {
 		t.Errorf("defaults: interface %q router_id %q standby_prepend %d standby_announce %v", b.Interface, b.RouterID, b.StandbyPrepend, b.StandbyAnnounce)
 	}
-	if h := b.Neighbours[0].HoldTime.D(); h != 9*time.Second {
-		t.Errorf("hold_time default %s", h)
+	if n := b.Neighbours[0]; n.HoldTime.D() != 9*time.Second || n.Port != 179 {
+		t.Errorf("neighbour defaults: hold_time %s, port %d", n.HoldTime, n.Port)
 	}
 	pw, err := ReadPassword(RelTo(filepath.Join(t.TempDir(), "x.yaml"), "/nonexistent"))
 	if err == nil || pw != "" {
