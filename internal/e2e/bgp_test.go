@@ -63,8 +63,9 @@ func TestBGPRouteAndReach(t *testing.T) {
 	if len(paths) != 1 || paths[0].Path != "65001" || paths[0].Metric == 0 || paths[0].Nexthops[0].IP != c.Lab.Host("pc01").IPv4.String() {
 		t.Errorf("FRR's paths to %s: %+v; want one from pc01 with AS path 65001 and the epoch's MED", lab.BGPVIP4, paths)
 	}
-	if !holdsBGP(t, c, "pc01") || holdsBGP(t, c, "pc02") {
-		t.Errorf("the loopbacks: pc01 holds %v, pc02 holds %v", holdsBGP(t, c, "pc01"), holdsBGP(t, c, "pc02"))
+	// pc01 alone has the VIP on its loopback (cluster.Holds looks there).
+	if _, err := c.WaitOnlyHolder("pc01", 10*time.Second); err != nil {
+		t.Error(err)
 	}
 	// The client has no route to the hosts' segment but through the router.
 	if got := c.Lab.Host("client").IPv4; got != lab.Client4 {
@@ -168,7 +169,7 @@ func TestBGPCablePull(t *testing.T) {
 	must(t, c.Lab.CablePull("pc01"))
 	switched, err := frr.WaitBest(ctx, lab.BGPVIP4, peer(c, "pc02"), 5*time.Second)
 	must(t, err)
-	during := paths(t, frr)
+	during := paths(t, frr) // a moment later: pc02's best, pc01's still there
 	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc02", 5*time.Second)
 	first := firstGood(t, p, "pc02", mark)
 	t.Logf("cable pull → FRR's best path pc02: %s; → first good response from pc02: %s; FRR's paths then: %v",
@@ -255,21 +256,31 @@ func TestBGPHandoverZeroFailedRequests(t *testing.T) {
 	kept.Stop()
 	close(stop)
 	seen := <-watched
+	// After each handover's start, FRR's best path becomes the new
+	// master's: the first sighting of it, and how long after.
 	var moved []string
+	for i, m := range []struct {
+		at time.Time
+		to string
+	}{{mark1, peer(c, "pc02")}, {mark2, peer(c, "pc01")}} {
+		for _, s := range seen {
+			if s.at.After(m.at) && s.best == m.to {
+				moved = append(moved, fmt.Sprintf("%s after %s", s.best, s.at.Sub(m.at).Round(time.Millisecond)))
+				break
+			}
+		}
+		if len(moved) != i+1 {
+			t.Errorf("FRR's best path never became %s after handover %d:%s", m.to, i+1, show(seen))
+			moved = append(moved, "never")
+		}
+	}
 	for _, s := range seen {
 		if s.best == "" || strings.HasPrefix(s.best, "error") {
 			t.Errorf("FRR had no best path to the VIP during a handover:%s", show(seen))
-		}
-		for _, mark := range []time.Time{mark1, mark2} {
-			if s.at.After(mark) && s.at.Sub(mark) < time.Second {
-				moved = append(moved, fmt.Sprintf("%s after %s", s.best, s.at.Sub(mark).Round(time.Millisecond)))
-			}
+			break
 		}
 	}
 	t.Logf("handover (drain included) → FRR's best path (seen every 20ms): %v", moved)
-	if len(moved) != 2 {
-		t.Errorf("FRR's best path did not move within 1s of each handover's start:%s", show(seen))
-	}
 	noFailedRequests(t, "new connections", fresh, mark1, mark2)
 	noFailedRequests(t, "keep-alive", kept, mark1, mark2)
 }
