@@ -228,7 +228,18 @@ type ProbeConfig struct {
 	Every     time.Duration // interval between request starts; default 10ms
 	KeepAlive bool          // reuse connections
 	Timeout   time.Duration // per request; default DefaultProbeTimeout
+	// Open starts a request every Every whatever the earlier ones are
+	// doing, as many independent users would (an open loop). Without it
+	// the requests go one at a time, and one that hangs — accepted by a
+	// host whose cable was then pulled: its answer never comes and
+	// nothing is left to retransmit — holds back every later one until
+	// it times out, so the gap measured is the client's timeout, not the
+	// outage.
+	Open bool
 }
+
+// maxInFlight bounds an open-loop prober's concurrent requests.
+const maxInFlight = 1024
 
 // Prober sends GET requests at a fixed interval and records the results. Its
 // methods are safe for concurrent use while it runs.
@@ -241,7 +252,7 @@ type Prober struct {
 }
 
 // Probe starts sending a GET to url from the host every `every`, one request
-// at a time (a slow request delays the next), until ctx is done, Stop is
+// at a time (a slow request delays the next; see ProbeConfig.Open), until ctx is done, Stop is
 // called or 2^20 requests were made. Each request times out after
 // DefaultProbeTimeout.
 func (l *Lab) Probe(ctx context.Context, from, url string, every time.Duration, keepAlive bool) *Prober {
@@ -263,19 +274,37 @@ func newProber(ctx context.Context, client *http.Client, c ProbeConfig) *Prober 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p := &Prober{cancel: cancel, done: make(chan struct{})}
+	record := func() {
+		r := probeOnce(ctx, client, c.URL)
+		if ctx.Err() != nil {
+			return // cut short by Stop: not a result
+		}
+		p.mu.Lock()
+		p.results = append(p.results, r)
+		p.mu.Unlock()
+	}
 	go func() {
 		defer close(p.done)
 		defer client.CloseIdleConnections()
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		slots := make(chan struct{}, maxInFlight)
 		t := time.NewTicker(c.Every)
 		defer t.Stop()
 		for range maxSamples {
-			r := probeOnce(ctx, client, c.URL)
-			if ctx.Err() != nil {
-				return // cut short by Stop: not a result
+			if c.Open {
+				select {
+				case slots <- struct{}{}:
+					wg.Go(func() {
+						defer func() { <-slots }()
+						record()
+					})
+				case <-ctx.Done():
+					return
+				}
+			} else {
+				record()
 			}
-			p.mu.Lock()
-			p.results = append(p.results, r)
-			p.mu.Unlock()
 			select {
 			case <-ctx.Done():
 				return
@@ -317,11 +346,13 @@ func (p *Prober) Stop() {
 	<-p.done
 }
 
-// Results returns a copy of the results so far.
+// Results returns a copy of the results so far, in start order.
 func (p *Prober) Results() ProbeResults {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.results)
+	rs := slices.Clone(p.results)
+	p.mu.Unlock()
+	slices.SortStableFunc(rs, func(a, b ProbeResult) int { return a.Start.Compare(b.Start) })
+	return rs
 }
 
 // Failures is Results().Failures().

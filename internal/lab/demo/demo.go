@@ -235,11 +235,11 @@ func (r *runner) setup(ctx context.Context) error {
 
 	r.sess = l.HTTPClient("client", false, probeTimeout)
 	r.sess.Jar, _ = cookiejar.New(nil)
-	r.probe = l.ProbeWith(ctx, lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: probeEvery, Timeout: probeTimeout})
+	r.probe = l.ProbeWith(ctx, lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: probeEvery, Timeout: probeTimeout, Open: true})
 	if r.holders, err = l.WatchHolders(ctx, nodes, lab.HostIf, cluster.VIP4); err != nil {
 		return err
 	}
-	r.n.say("the client sends GET %s every 10 ms, a new connection each time", cluster.URL("/api/whoami"))
+	r.n.say("the client sends GET %s every 10 ms, a new connection each time, whether or not the earlier ones were answered", cluster.URL("/api/whoami"))
 	r.n.detail("and which host holds the VIP is followed from both hosts' rtnetlink address events")
 	if _, err := r.waitServed(ctx, "pc01", time.Now(), 5*time.Second); err != nil {
 		return err
