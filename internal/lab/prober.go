@@ -247,8 +247,9 @@ type Prober struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	results ProbeResults
+	mu       sync.Mutex
+	results  ProbeResults
+	inFlight map[*time.Time]struct{} // start times of the requests not finished yet
 }
 
 // Probe starts sending a GET to url from the host every `every`, one request
@@ -273,15 +274,20 @@ func newProber(ctx context.Context, client *http.Client, c ProbeConfig) *Prober 
 		c.Every = 10 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	p := &Prober{cancel: cancel, done: make(chan struct{})}
+	p := &Prober{cancel: cancel, done: make(chan struct{}), inFlight: map[*time.Time]struct{}{}}
 	record := func() {
+		start := time.Now()
+		p.mu.Lock()
+		p.inFlight[&start] = struct{}{}
+		p.mu.Unlock()
 		r := probeOnce(ctx, client, c.URL)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.inFlight, &start)
 		if ctx.Err() != nil {
 			return // cut short by Stop: not a result
 		}
-		p.mu.Lock()
 		p.results = append(p.results, r)
-		p.mu.Unlock()
 	}
 	go func() {
 		defer close(p.done)
@@ -344,6 +350,35 @@ func probeOnce(ctx context.Context, client *http.Client, url string) ProbeResult
 func (p *Prober) Stop() {
 	p.cancel()
 	<-p.done
+}
+
+// WaitStartedBefore waits until every request that started before t has
+// finished, so that Results holds all of them (at most the request
+// timeout), or until ctx is done.
+func (p *Prober) WaitStartedBefore(ctx context.Context, t time.Time) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.mu.Lock()
+		pending := false
+		for s := range p.inFlight {
+			if s.Before(t) {
+				pending = true
+				break
+			}
+		}
+		p.mu.Unlock()
+		if !pending {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // Results returns a copy of the results so far, in start order.
