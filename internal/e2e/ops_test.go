@@ -115,25 +115,6 @@ func waitNodeReady(t *testing.T, c *cluster.Cluster, node string) {
 	}
 }
 
-// waitSeenReady waits until node sees peer as a ready standby.
-func waitSeenReady(t *testing.T, c *cluster.Cluster, node, peer string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, err := c.Status(context.Background(), node)
-		must(t, err)
-		for _, p := range st.Peers {
-			if p.Node == peer && p.Alive && p.Ready {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not see %s ready: %+v", node, peer, st.Peers)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // stayReady fails the test unless node is a ready BACKUP at every look
 // for d: the old master of a handover is a standby at once. Its app is
 // drained for the hand-off, so its liveness check answers 503, but that is
@@ -155,7 +136,7 @@ func stayReady(t *testing.T, c *cluster.Cluster, node string, d time.Duration) {
 // window, so a handover back is accepted at once.
 func TestOldMasterIsAReadyStandbyAtOnce(t *testing.T) {
 	c := startElected(t, cluster.Options{AppTrack: true})
-	waitSeenReady(t, c, "pc01", "pc02")
+	waitReady(t, c, "pc01", "pc02")
 	handover(t, c, "pc01", "pc02")
 	stayReady(t, c, "pc01", 2*time.Second)
 	handover(t, c, "pc02", "pc01")
