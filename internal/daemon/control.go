@@ -152,7 +152,7 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 func (d *Daemon) ownDrainMark(ctx context.Context, on bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := d.call(ctx, func() { d.ownDrain = on }); err != nil {
+	if err := d.call(ctx, func() { d.ownDrain = on; d.setDrainMask() }); err != nil {
 		d.log.Warn("marking the drain of our handover", "err", err)
 	}
 }

@@ -104,6 +104,7 @@ type Daemon struct {
 	releasedAt  time.Time // ... and when its frame said so
 	autoDrained bool      // a hand-off the core decided (preemption) drained the app: undrain at its end
 	ownDrain    bool      // a handover of ours is draining the local app
+	mask        drainMask // check failures our own drain causes, held back
 	lastTCPSend time.Time
 
 	rejMu    sync.Mutex
@@ -411,6 +412,7 @@ func (d *Daemon) endHandoff() {
 	d.handoffEnd = time.Time{}
 	if d.autoDrained {
 		d.autoDrained = false
+		d.setDrainMask()
 		cfg, log := d.cfg.Drain, d.log // the loop may swap d.cfg on reload
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -530,7 +532,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		// One timer, armed for the earliest deadline; left alone when that
 		// has not moved (a frame rarely moves it).
-		if next := earliest(d.m.NextDeadline(), d.burst.deadline(), d.handoffEnd, d.chainEnd, wd.Next(now)); !next.Equal(armed) {
+		if next := earliest(d.m.NextDeadline(), d.burst.deadline(), d.handoffEnd, d.chainEnd, d.mask.deadline(), wd.Next(now)); !next.Equal(armed) {
 			armed = next
 			timer.set(next.Sub(now))
 		}
@@ -551,6 +553,10 @@ func (d *Daemon) runDue(now time.Time) {
 	}
 	if !d.chainEnd.IsZero() && !now.Before(d.chainEnd) {
 		d.stopChain()
+	}
+	for _, r := range d.mask.due(now) {
+		d.log.Warn("check still fails after our drain ended", "check", r.Name)
+		d.applyCheck(r)
 	}
 }
 
@@ -808,12 +814,27 @@ func (d *Daemon) stopChecks() {
 	}
 }
 
+// setDrainMask tells the mask whether hbd drains the local app now.
+func (d *Daemon) setDrainMask() {
+	d.mask.set(time.Now(), d.autoDrained || d.ownDrain, drainSettle(d.cfg.Tracks))
+}
+
 func (d *Daemon) onCheck(r health.Result) {
 	v := 0.0
 	if r.Healthy {
 		v = 1
 	}
 	d.metrics.checkUp.With(r.Name).Set(v)
+	if d.mask.hold(time.Now(), r) {
+		d.log.Info("check fails while hbd drains the local app itself; it counts only if it still fails once the app is back",
+			"check", r.Name, "detail", r.Detail)
+		return
+	}
+	d.applyCheck(r)
+}
+
+// applyCheck hands a check result to the core.
+func (d *Daemon) applyCheck(r health.Result) {
 	if r.Healthy {
 		d.log.Info("check passes", "check", r.Name, "detail", r.Detail)
 	} else {
@@ -833,6 +854,7 @@ func (d *Daemon) drainForHandoff() {
 		return
 	}
 	d.autoDrained = true
+	d.setDrainMask()
 	cfg, log := d.cfg.Drain, d.log // the loop may swap d.cfg on reload
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), handoffGrace)

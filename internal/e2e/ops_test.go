@@ -123,6 +123,34 @@ func waitNodeReady(t *testing.T, c *cluster.Cluster, node string) {
 	}
 }
 
+// stayReady fails the test unless node is a ready BACKUP at every look
+// for d: the old master of a handover is a standby at once. Its app is
+// drained for the hand-off, so its liveness check answers 503, but that is
+// hbd's own doing and must not put the node in FAULT.
+func stayReady(t *testing.T, c *cluster.Cluster, node string, d time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		st, err := c.Status(context.Background(), node)
+		must(t, err)
+		if st.State != "BACKUP" || !st.Ready {
+			t.Fatalf("%s after handing the VIP over: %s, ready %v, faults %v; want a ready BACKUP", node, st.State, st.Ready, st.Faults)
+		}
+	}
+}
+
+// TestOldMasterIsAReadyStandbyAtOnce: right after a handover, and after a
+// preemption (pc01's app restarted: pc02 hands the VIP back by itself),
+// the old master stays a ready standby through its drained hand-off
+// window, so a handover back is accepted at once.
+func TestOldMasterIsAReadyStandbyAtOnce(t *testing.T) {
+	c := startElected(t, cluster.Options{AppTrack: true})
+	waitReady(t, c, "pc01", "pc02")
+	handover(t, c, "pc01", "pc02")
+	stayReady(t, c, "pc01", 2*time.Second)
+	handover(t, c, "pc02", "pc01")
+	stayReady(t, c, "pc02", 2*time.Second)
+}
+
 func TestHandoverRefusedWhenStandbyNotReady(t *testing.T) {
 	c := startElected(t, cluster.Options{AppTrack: true})
 	waitNodeReady(t, c, "pc02")

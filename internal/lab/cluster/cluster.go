@@ -190,11 +190,18 @@ func (c *Cluster) config(n *Node, prio int) string {
 	return b.String()
 }
 
-// StartHbd starts (or restarts) a node's daemon and waits for its control
-// socket.
+// hbdNice is the niceness the shipped unit gives hbd (systemd/hbd.service,
+// Nice=-10): the lab runs the daemon as it is installed, so that a busy
+// host delays its heartbeats no more than it would in production.
+const hbdNice = "-10"
+
+// StartHbd starts (or restarts) a node's daemon, at the unit's niceness, and
+// waits for its control socket.
 func (c *Cluster) StartHbd(ctx context.Context, name string) error {
 	n := c.Nodes[name]
-	p, err := c.Lab.Start(name, []string{c.Opts.Bin, "run", "-c", n.Config}, lab.ProcOptions{Name: "hbd"})
+	// nice(1) execs hbd, so the PID is hbd's and every thread of it
+	// inherits the niceness (setpriority on the PID would reach one thread).
+	p, err := c.Lab.Start(name, []string{"nice", "-n", hbdNice, c.Opts.Bin, "run", "-c", n.Config}, lab.ProcOptions{Name: "hbd"})
 	if err != nil {
 		return fmt.Errorf("cluster: starting hbd on %s: %w", name, err)
 	}
