@@ -135,6 +135,13 @@ func printStatus(w io.Writer, s *control.Status) {
 		}
 		fmt.Fprintf(out, "witness (policy %s): reachable %v, lease %s\n", w.Policy, w.Reachable, lease)
 	}
+	if b := s.BGP; b != nil {
+		var ns []string
+		for _, n := range b.Neighbours {
+			ns = append(ns, n.Address+" "+strings.ToLower(strings.TrimPrefix(n.State, "SESSION_STATE_")))
+		}
+		fmt.Fprintf(out, "bgp: announcing %s; neighbours %s\n", b.Announced, strings.Join(ns, ", "))
+	}
 	if s.HoldDownLeft > 0 {
 		fmt.Fprintf(w, "held down (no preemption) for %s more\n", time.Duration(s.HoldDownLeft).Round(time.Millisecond))
 	}

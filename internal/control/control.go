@@ -76,9 +76,22 @@ type Status struct {
 	Peers             []Peer         `json:"peers"`
 	Checks            []Check        `json:"checks,omitempty"`
 	Witness           *Witness       `json:"witness,omitempty"`
+	BGP               *BGP           `json:"bgp,omitempty"` // with a bgp section
 	// Rejected counts refused frames by path ("udp", "tcp") and reason
 	// ("bad_tag", "replay", "duplicate", ...).
 	Rejected map[string]map[string]uint64 `json:"rejected"`
+}
+
+// BGP is the BGP announcer's state.
+type BGP struct {
+	Announced  string         `json:"announced"` // primary, demoted, standby or withdrawn
+	Neighbours []BGPNeighbour `json:"neighbours"`
+}
+
+// BGPNeighbour is one BGP session.
+type BGPNeighbour struct {
+	Address string `json:"address"`
+	State   string `json:"state"` // GoBGP's session state, e.g. SESSION_STATE_ESTABLISHED
 }
 
 // Peer is one peer as this node sees it.

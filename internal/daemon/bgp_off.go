@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/hbdproject/hbd/internal/config"
+	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/metrics"
 )
 
@@ -18,3 +19,5 @@ var errNoBGP = errors.New("this hbd was built with the nobgp tag and has no BGP 
 func newSpeaker(*config.Config, string, *slog.Logger) (speaker, error) { return nil, errNoBGP }
 
 func registerBGPMetrics(*metrics.Registry, speaker) {}
+
+func bgpStatus(speaker) *control.BGP { return nil }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hbdproject/hbd/internal/config"
+	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/metrics"
 	"github.com/hbdproject/hbd/vip/bgp"
 )
@@ -46,6 +47,22 @@ func registerBGPMetrics(reg *metrics.Registry, sp speaker) {
 	})
 	reg.NewGaugeFunc("hbd_bgp_announced", "What this node announces for its BGP VIPs: 0 nothing, 1 a standby route, 2 a demoted route (hand-off), 3 the master's route.",
 		func() float64 { return float64(s.Role()) })
+}
+
+// bgpStatus is the speaker's part of `hbd status`.
+func bgpStatus(sp speaker) *control.BGP {
+	s := sp.(*bgp.Speaker)
+	st := &control.BGP{Announced: s.Role().String(), Neighbours: []control.BGPNeighbour{}}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	peers, err := s.Peers(ctx)
+	if err != nil {
+		return st
+	}
+	for _, p := range peers {
+		st.Neighbours = append(st.Neighbours, control.BGPNeighbour{Address: p.Addr.String(), State: p.State})
+	}
+	return st
 }
 
 // speakerConfig is the vip/bgp form of the config's bgp section; the TCP

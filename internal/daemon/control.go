@@ -283,6 +283,9 @@ func (d *Daemon) status(now time.Time) control.Status {
 			st.Witness.LeaseLeft = control.Duration(cs.LeaseUntil.Sub(now))
 		}
 	}
+	if d.vip.bgp != nil {
+		st.BGP = bgpStatus(d.vip.bgp)
+	}
 	if held, err := d.vip.Held(); err == nil {
 		for _, p := range held {
 			st.Held = append(st.Held, p.String())

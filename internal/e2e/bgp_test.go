@@ -73,6 +73,12 @@ func TestBGPRouteAndReach(t *testing.T) {
 	}
 	waitServedBy(t, c, cluster.BGPURL("/api/whoami"), "pc01", 10*time.Second)
 	waitServedBy(t, c, cluster.BGPURL6("/api/whoami"), "pc01", 10*time.Second)
+	// hbd status says the same.
+	st, err := c.Status(ctx, "pc01")
+	must(t, err)
+	if b := st.BGP; b == nil || b.Announced != "primary" || len(b.Neighbours) != 1 || b.Neighbours[0].State != "SESSION_STATE_ESTABLISHED" {
+		t.Errorf("pc01's status bgp: %+v; want primary, one established neighbour", b)
+	}
 	// The daemon's log: the speaker started, nothing went wrong.
 	b, err := os.ReadFile(c.Nodes["pc01"].Hbd.LogPath())
 	must(t, err)
