@@ -25,8 +25,13 @@ type router struct {
 }
 
 func startRouter(t *testing.T, peerAS uint32, password string) *router {
+	return startRouterOn(t, "127.0.0.1", peerAS, password)
+}
+
+// startRouterOn is startRouter on a loopback address of either family.
+func startRouterOn(t *testing.T, addr string, peerAS uint32, password string) *router {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(addr, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +41,7 @@ func startRouter(t *testing.T, peerAS uint32, password string) *router {
 	go srv.Serve()
 	ctx := context.Background()
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn: 65000, RouterId: "198.51.100.254", ListenPort: int32(port), ListenAddresses: []string{"127.0.0.1"},
+		Asn: 65000, RouterId: "198.51.100.254", ListenPort: int32(port), ListenAddresses: []string{addr},
 	}}); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +51,7 @@ func startRouter(t *testing.T, peerAS uint32, password string) *router {
 		{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}, Enabled: true}},
 	}
 	if err := srv.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: peerAS, AuthPassword: password},
+		Conf:      &api.PeerConf{NeighborAddress: addr, PeerAsn: peerAS, AuthPassword: password},
 		Transport: &api.Transport{PassiveMode: true},
 		AfiSafis:  fams,
 	}}); err != nil {
@@ -158,6 +163,36 @@ func TestSpeakerAgainstGoBGP(t *testing.T) {
 	if err := s.Claim(11); err != ErrClosed {
 		t.Errorf("Claim after Close = %v, want ErrClosed", err)
 	}
+}
+
+// Over an IPv6 session the IPv6 VIP goes out with the session's own
+// address as its next hop, and the IPv4 one not at all (no next hop for it).
+func TestSpeakerIPv6Session(t *testing.T) {
+	rt := startRouterOn(t, "::1", 65001, "")
+	s, err := New(Config{
+		LocalAS:   65001,
+		RouterID:  netip.MustParseAddr("198.51.100.11"),
+		Neighbors: []Neighbor{{Addr: netip.MustParseAddr("::1"), AS: 65000, Port: rt.port}},
+		Routes:    []Route{{Prefix: netip.MustParsePrefix("198.51.100.200/32")}, {Prefix: netip.MustParsePrefix("2001:db8:200::1/128")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Claim(3); err != nil {
+		t.Fatal(err)
+	}
+	rt.waitRoutes(t, bgp.RF_IPv6_UC, "2001:db8:200::1/128 [65001] med=4294967292")
+	if got := rt.routes(t, bgp.RF_IPv4_UC); len(got) != 0 {
+		t.Errorf("IPv4 routes over the IPv6 session without a next hop: %q", got)
+	}
+	if err := s.Release(); err != nil {
+		t.Fatal(err)
+	}
+	rt.waitRoutes(t, bgp.RF_IPv6_UC)
 }
 
 // A wrong TCP MD5 key keeps the session down: nothing is announced.
