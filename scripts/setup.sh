@@ -22,6 +22,7 @@ want systemd-tmpfiles systemd
 want pkcheck polkitd        # the notify-hook rule test (a private polkitd)
 want dbus-daemon dbus-daemon
 want dbus-send dbus-bin
+want vtysh frr               # the BGP tests' router (zebra and bgpd, run by the lab)
 [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei) # CJK glyphs in browser screenshots
 
 # Go: hbd builds with the version in go.mod's go line or newer (the
@@ -69,7 +70,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 # keepalived's and redis's packaged services must not run on their own: the
-# lab starts its own copies inside namespaces.
+# lab starts its own copies inside namespaces. FRR's service is left as it
+# is: the lab runs its own zebra and bgpd in a namespace, with their own
+# config and socket directory, and never touches /etc/frr or its service.
 for svc in keepalived redis-server; do
 	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
 		systemctl disable --now "$svc" >/dev/null 2>&1 || true

@@ -72,9 +72,9 @@ func (a *announcer) announce(link netlink.Link, vips []netip.Prefix) error {
 		return nil
 	}
 	attrs := link.Attrs()
-	if attrs.RawFlags&unix.IFF_NOARP != 0 || len(attrs.HardwareAddr) != 6 {
+	if attrs.RawFlags&(unix.IFF_NOARP|unix.IFF_LOOPBACK) != 0 || len(attrs.HardwareAddr) != 6 {
 		// No neighbour caches to update (a tunnel, WireGuard, a NOARP
-		// link): nothing to announce.
+		// link such as a dummy, the loopback): nothing to announce.
 		return nil
 	}
 	ifi := &net.Interface{

@@ -77,7 +77,9 @@ pc01, pc02, redis and client on one bridge, 198.51.100.0/24 and
 'hbd run' and 'hbd webapp' on pc01 and pc02, and redis-server on redis.
 Then it plays the story, narrated with timestamps, while the client sends
 a request through the VIP (198.51.100.10:8080) every 10 ms on a new
-connection and the VIP's holders are sampled every 10 ms:
+connection (whether or not the earlier ones have been answered, as many
+users would) and the VIP's holders are followed from the hosts' address
+events:
 
   1. save "小潘" in the session (pc01 answers), kill -9 pc01's web app:
      pc02 answers, with the name intact

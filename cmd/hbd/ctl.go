@@ -142,6 +142,13 @@ func printStatus(w io.Writer, s *control.Status) {
 		}
 		fmt.Fprintf(w, "quorum %s: %d of %d nodes in contact, a majority is %d\n", held, q.Have, q.Size, q.Need)
 	}
+	if b := s.BGP; b != nil {
+		var ns []string
+		for _, n := range b.Neighbours {
+			ns = append(ns, n.Address+" "+strings.ToLower(strings.TrimPrefix(n.State, "SESSION_STATE_")))
+		}
+		fmt.Fprintf(out, "bgp: announcing %s; neighbours %s\n", b.Announced, strings.Join(ns, ", "))
+	}
 	if s.HoldDownLeft > 0 {
 		fmt.Fprintf(w, "held down (no preemption) for %s more\n", time.Duration(s.HoldDownLeft).Round(time.Millisecond))
 	}
@@ -260,7 +267,7 @@ func runMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("release", "Usage: hbd release [-c FILE]\n\nRemoves the configured VIPs from the configured interface, whoever added\nthem. systemd runs it after hbd stops (ExecStopPost), so a crashed daemon\nnever leaves a VIP behind. Safe to run when nothing is held.\n")
+	fs := newFlags("release", "Usage: hbd release [-c FILE]\n\nRemoves the configured VIPs from the configured interface, and the BGP\nVIPs from bgp.interface, whoever added them. systemd runs it after hbd stops (ExecStopPost), so a crashed daemon\nnever leaves a VIP behind. Safe to run when nothing is held.\n")
 	path := fs.String("c", defaultConfig, "config `file`")
 	pos, err := parse(fs, args, stdout)
 	if err != nil {
@@ -283,6 +290,18 @@ func runRelease(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	for _, p := range removed {
 		fmt.Fprintf(stdout, "released %s from %s\n", p, c.Interface)
+	}
+	if c.BGP.Enabled() {
+		// The routes went with the daemon's sessions; the addresses on the
+		// dummy interface go here.
+		dummy := c.BGP.InterfaceName()
+		removed, err := vip.RemoveStale(dummy, c.BGPPrefixes())
+		if err != nil {
+			return err
+		}
+		for _, p := range removed {
+			fmt.Fprintf(stdout, "released %s from %s\n", p, dummy)
+		}
 	}
 	return nil
 }

@@ -33,6 +33,29 @@ func TestDaemonDependencies(t *testing.T) {
 			t.Errorf("internal/config links %s", d)
 		}
 	}
+	// GoBGP (and the gRPC and protobuf it drags in, 18 MB) is reached
+	// through vip/bgp alone, and the nobgp build has none of it.
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "github.com/hbdproject/hbd/...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		for _, imp := range f[1:] {
+			if strings.HasPrefix(imp, "github.com/osrg/gobgp/") && f[0] != "github.com/hbdproject/hbd/vip/bgp" {
+				t.Errorf("%s imports %s: only vip/bgp may", f[0], imp)
+			}
+		}
+	}
+	nobgp, err := exec.Command("go", "list", "-deps", "-tags", "nobgp", "github.com/hbdproject/hbd/cmd/hbd").Output()
+	if err != nil {
+		t.Fatalf("go list -deps -tags nobgp: %v", err)
+	}
+	for _, d := range strings.Fields(string(nobgp)) {
+		if strings.HasPrefix(d, "github.com/osrg/gobgp/") || strings.HasPrefix(d, "google.golang.org/") {
+			t.Errorf("cmd/hbd built with nobgp links %s", d)
+		}
+	}
 	for _, d := range deps(t, "github.com/hbdproject/hbd/internal/witness") {
 		if d == "github.com/hbdproject/hbd/webapp" {
 			t.Errorf("internal/witness links the web app")

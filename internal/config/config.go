@@ -26,7 +26,8 @@ type Config struct {
 	// state is watched. Required.
 	Interface string `yaml:"interface"`
 	// VIPs are the virtual addresses, in CIDR form, IPv4 and IPv6, that the
-	// master holds. At least one is required.
+	// master holds and announces at L2 (gratuitous ARP, unsolicited NA). At
+	// least one is required, here or in bgp.vips.
 	VIPs []Prefix `yaml:"vips"`
 	// VIPLifetime is the kernel lifetime (valid_lft) the VIPs are added with
 	// and that the master keeps renewing, so a killed or frozen daemon loses
@@ -84,6 +85,9 @@ type Config struct {
 	// majority does that; a witness then adds its lease on top). Default:
 	// none (heartbeats alone).
 	Witness Witness `yaml:"witness"`
+	// BGP announces VIPs as host routes to upstream routers, for routed
+	// networks. Default: none (L2 only).
+	BGP BGP `yaml:"bgp"`
 }
 
 // Witness configures the lease a master must hold in Redis. With it, a

@@ -25,6 +25,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("prioity: 1\nvips: [198.51.100.300/24]\n"))
 	f.Add([]byte("tracks:\n  - name: x\n    type: exec\n    command: [/bin/true]\n    weight: -20\n"))
 	f.Add([]byte("witness: {redis: redis://198.51.100.20:6379/0, ttl: 1ms}\n"))
+	f.Add([]byte("interface: eth0\nlisten: 198.51.100.11\npeers: [198.51.100.12]\nauth_key_file: key\nbgp:\n  local_as: 65001\n  vips: [{address: 198.51.100.200/32, communities: [\"65001:100\", no-export]}]\n  neighbours: [{address: 198.51.100.30, as: 65000, hold_time: 3s}]\n  med: 7\n"))
 	f.Add([]byte("{"))
 	opts := Options{InterfaceExists: func(string) bool { return true },
 		Hostname: func() (string, error) { return "pc01", nil }}

@@ -18,14 +18,17 @@ func TestReferenceDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	sections := map[string]reflect.Type{
-		"Top level": reflect.TypeOf(Config{}),
-		"tracks":    reflect.TypeOf(Track{}),
-		"notify":    reflect.TypeOf(Notify{}),
-		"drain":     reflect.TypeOf(Drain{}),
-		"witness":   reflect.TypeOf(Witness{}),
+		"Top level":      reflect.TypeOf(Config{}),
+		"tracks":         reflect.TypeOf(Track{}),
+		"notify":         reflect.TypeOf(Notify{}),
+		"drain":          reflect.TypeOf(Drain{}),
+		"witness":        reflect.TypeOf(Witness{}),
+		"bgp":            reflect.TypeOf(BGP{}),
+		"bgp.vips":       reflect.TypeOf(BGPVIP{}),
+		"bgp.neighbours": reflect.TypeOf(Neighbour{}),
 	}
 	documented := map[string][]string{}
-	row := regexp.MustCompile("^\\| `([a-z_]+)` \\|")
+	row := regexp.MustCompile("^\\| `([a-z_0-9]+)` \\|")
 	section := ""
 	for _, l := range strings.Split(string(b), "\n") {
 		if h, ok := strings.CutPrefix(l, "## "); ok {

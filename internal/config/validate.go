@@ -96,6 +96,7 @@ func (v *validator) defaults(c *Config) {
 		}
 	}
 	setDur(&c.Drain.Timeout, defaultDrainTO)
+	v.defaultsBGP(c)
 	if c.Preempt == nil {
 		t := true
 		c.Preempt = &t
@@ -126,8 +127,8 @@ func (v *validator) validate(c *Config) []byte {
 		v.fail("priority", "%d is out of range 1..255", c.Priority)
 	}
 	v.validateInterface("interface", c.Interface, true)
-	if len(c.VIPs) == 0 {
-		v.fail("vips", "at least one VIP is required, e.g. [198.51.100.10/24]")
+	if len(c.VIPs) == 0 && !c.BGP.Enabled() {
+		v.fail("vips", "at least one VIP is required, e.g. [198.51.100.10/24] (or bgp.vips)")
 	}
 	seenVIP := map[netip.Addr]int{}
 	for i, p := range c.VIPs {
@@ -216,6 +217,7 @@ func (v *validator) validate(c *Config) []byte {
 		v.fail("drain.token_file", "%q must be an absolute path", c.Drain.TokenFile)
 	}
 	v.validateWitness(c)
+	v.validateBGP(c, seenVIP)
 	return v.validateKey(c)
 }
 
@@ -372,11 +374,7 @@ func (v *validator) validateKey(c *Config) []byte {
 		v.fail("auth_key_file", "required: a file with the shared key (hbd keygen > /etc/hbd/key)")
 		return nil
 	}
-	p := c.AuthKeyFile
-	if !filepath.IsAbs(p) && v.path != "" {
-		p = filepath.Join(filepath.Dir(v.path), p)
-	}
-	key, err := ReadKey(p)
+	key, err := ReadKey(RelTo(v.path, c.AuthKeyFile))
 	if err != nil {
 		v.fail("auth_key_file", "%v", err)
 		return nil
@@ -400,7 +398,8 @@ func suggest(name string) string {
 
 func knownFields() []string {
 	var out []string
-	for _, t := range []reflect.Type{reflect.TypeOf(Config{}), reflect.TypeOf(Track{}), reflect.TypeOf(Notify{}), reflect.TypeOf(Drain{})} {
+	for _, t := range []reflect.Type{reflect.TypeOf(Config{}), reflect.TypeOf(Track{}), reflect.TypeOf(Notify{}), reflect.TypeOf(Drain{}),
+		reflect.TypeOf(Witness{}), reflect.TypeOf(BGP{}), reflect.TypeOf(BGPVIP{}), reflect.TypeOf(Neighbour{})} {
 		for i := 0; i < t.NumField(); i++ {
 			if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" {
 				out = append(out, tag)

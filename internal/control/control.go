@@ -77,9 +77,22 @@ type Status struct {
 	Checks            []Check        `json:"checks,omitempty"`
 	Witness           *Witness       `json:"witness,omitempty"`
 	Quorum            *Quorum        `json:"quorum,omitempty"` // three or more nodes only
+	BGP               *BGP           `json:"bgp,omitempty"`    // with a bgp section
 	// Rejected counts refused frames by path ("udp", "tcp") and reason
 	// ("bad_tag", "replay", "duplicate", ...).
 	Rejected map[string]map[string]uint64 `json:"rejected"`
+}
+
+// BGP is the BGP announcer's state.
+type BGP struct {
+	Announced  string         `json:"announced"` // primary, demoted, standby or withdrawn
+	Neighbours []BGPNeighbour `json:"neighbours"`
+}
+
+// BGPNeighbour is one BGP session.
+type BGPNeighbour struct {
+	Address string `json:"address"`
+	State   string `json:"state"` // GoBGP's session state, e.g. SESSION_STATE_ESTABLISHED
 }
 
 // Quorum is the majority rule as this node sees it (three or more nodes):

@@ -153,7 +153,7 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 func (d *Daemon) ownDrainMark(ctx context.Context, on bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := d.call(ctx, func() { d.ownDrain = on }); err != nil {
+	if err := d.call(ctx, func() { d.ownDrain = on; d.setDrainMask() }); err != nil {
 		d.log.Warn("marking the drain of our handover", "err", err)
 	}
 }
@@ -283,6 +283,9 @@ func (d *Daemon) status(now time.Time) control.Status {
 		if !cs.LeaseUntil.IsZero() && cs.LeaseUntil.After(now) {
 			st.Witness.LeaseLeft = control.Duration(cs.LeaseUntil.Sub(now))
 		}
+	}
+	if d.vip.bgp != nil {
+		st.BGP = bgpStatus(d.vip.bgp)
 	}
 	if held, err := d.vip.Held(); err == nil {
 		for _, p := range held {

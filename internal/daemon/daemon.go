@@ -67,7 +67,7 @@ type Daemon struct {
 	level *slog.LevelVar
 
 	m       *election.Machine
-	vip     *vip.Manager
+	vip     *announcers                        // L2 and BGP
 	rx      atomic.Pointer[heartbeat.Receiver] // replaced when a reload brings a new key; read by the transports
 	udp     *heartbeat.UDPTransport            // the current paths; replaced when a reload changes the peers
 	tcp     *heartbeat.TCPTransport
@@ -104,6 +104,7 @@ type Daemon struct {
 	releasedAt  time.Time // ... and when its frame said so
 	autoDrained bool      // a hand-off the core decided (preemption) drained the app: undrain at its end
 	ownDrain    bool      // a handover of ours is draining the local app
+	mask        drainMask // check failures our own drain causes, held back
 	lastTCPSend time.Time
 
 	rejMu    sync.Mutex
@@ -151,8 +152,7 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 		rejected: map[string]map[string]uint64{},
 	}
 	var err error
-	d.vip, err = vip.New(cfg.Interface, vipPrefixes(cfg), vip.Options{Lifetime: cfg.VIPLifetime.D(), Logger: log})
-	if err != nil {
+	if d.vip, err = newAnnouncers(cfg, opts.ConfigPath, log); err != nil {
 		return nil, err
 	}
 	d.rx.Store(heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node, d.boot))
@@ -163,6 +163,9 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
 	d.metrics.buildInfo.With(opts.Version, opts.Commit, runtime.Version()).Set(1)
+	if d.vip.bgp != nil {
+		registerBGPMetrics(d.metrics.reg, d.vip.bgp)
+	}
 	if cfg.Witness.Enabled() {
 		if d.leaser, err = newLeaser(cfg, d); err != nil {
 			return nil, err
@@ -205,10 +208,25 @@ func vipPrefixes(cfg *config.Config) []netip.Prefix {
 	return out
 }
 
+// chainPrefixes are the VIPs daisy chaining covers: the L2 ones, or, in a
+// BGP-only config, the BGP ones (their packets arrive on the interface
+// from the router, and the previous master is forwarded to at L2 when it
+// is on the same segment).
+func chainPrefixes(cfg *config.Config) []netip.Prefix {
+	if len(cfg.VIPs) > 0 {
+		return vipPrefixes(cfg)
+	}
+	return cfg.BGPPrefixes()
+}
+
+// vipStrings are every VIP, L2 then BGP, for logs and hooks.
 func vipStrings(cfg *config.Config) []string {
-	out := make([]string, len(cfg.VIPs))
-	for i, p := range cfg.VIPs {
-		out[i] = p.Prefix.String()
+	out := make([]string, 0, len(cfg.VIPs)+len(cfg.BGP.VIPs))
+	for _, p := range cfg.VIPs {
+		out = append(out, p.Prefix.String())
+	}
+	for _, p := range cfg.BGPPrefixes() {
+		out = append(out, p.String())
 	}
 	return out
 }
@@ -250,6 +268,9 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	if err := d.vip.EndHandoff(); err != nil {
 		return fmt.Errorf("removing stale hand-off routes: %w", err)
+	}
+	if err := d.vip.start(ctx, d.log); err != nil {
+		return err
 	}
 	d.openChain()
 	defer d.closeChain()
@@ -391,6 +412,7 @@ func (d *Daemon) endHandoff() {
 	d.handoffEnd = time.Time{}
 	if d.autoDrained {
 		d.autoDrained = false
+		d.setDrainMask()
 		cfg, log := d.cfg.Drain, d.log // the loop may swap d.cfg on reload
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -510,7 +532,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		// One timer, armed for the earliest deadline; left alone when that
 		// has not moved (a frame rarely moves it).
-		if next := earliest(d.m.NextDeadline(), d.burst.deadline(), d.handoffEnd, d.chainEnd, wd.Next(now)); !next.Equal(armed) {
+		if next := earliest(d.m.NextDeadline(), d.burst.deadline(), d.handoffEnd, d.chainEnd, d.mask.deadline(), wd.Next(now)); !next.Equal(armed) {
 			armed = next
 			timer.set(next.Sub(now))
 		}
@@ -531,6 +553,10 @@ func (d *Daemon) runDue(now time.Time) {
 	}
 	if !d.chainEnd.IsZero() && !now.Before(d.chainEnd) {
 		d.stopChain()
+	}
+	for _, r := range d.mask.due(now) {
+		d.log.Warn("check still fails after our drain ended", "check", r.Name)
+		d.applyCheck(r)
 	}
 }
 
@@ -628,7 +654,7 @@ func (d *Daemon) claim(a election.Action) {
 		d.endHandoff()
 	}
 	d.startChain(decided)
-	err := d.vip.Claim()
+	err := d.vip.Claim(a.Epoch)
 	done := time.Now()
 	d.metrics.claims.Inc()
 	switch {
@@ -723,6 +749,9 @@ func (d *Daemon) transition(a election.Action) {
 		}
 	}
 	d.metrics.setState(a.To)
+	if err := d.vip.SetBackup(a.To == election.Backup); err != nil {
+		d.log.Error("setting the BGP standby route", "state", a.To.String(), "err", err)
+	}
 	d.metrics.epoch.Set(float64(d.m.Epoch()))
 	d.metrics.transitions.With(a.From.String(), a.To.String(), a.Cause.String()).Inc()
 	if a.To != election.Init {
@@ -785,12 +814,27 @@ func (d *Daemon) stopChecks() {
 	}
 }
 
+// setDrainMask tells the mask whether hbd drains the local app now.
+func (d *Daemon) setDrainMask() {
+	d.mask.set(time.Now(), d.autoDrained || d.ownDrain, drainSettle(d.cfg.Tracks))
+}
+
 func (d *Daemon) onCheck(r health.Result) {
 	v := 0.0
 	if r.Healthy {
 		v = 1
 	}
 	d.metrics.checkUp.With(r.Name).Set(v)
+	if d.mask.hold(time.Now(), r) {
+		d.log.Info("check fails while hbd drains the local app itself; it counts only if it still fails once the app is back",
+			"check", r.Name, "detail", r.Detail)
+		return
+	}
+	d.applyCheck(r)
+}
+
+// applyCheck hands a check result to the core.
+func (d *Daemon) applyCheck(r health.Result) {
 	if r.Healthy {
 		d.log.Info("check passes", "check", r.Name, "detail", r.Detail)
 	} else {
@@ -810,6 +854,7 @@ func (d *Daemon) drainForHandoff() {
 		return
 	}
 	d.autoDrained = true
+	d.setDrainMask()
 	cfg, log := d.cfg.Drain, d.log // the loop may swap d.cfg on reload
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), handoffGrace)
@@ -832,7 +877,7 @@ func (d *Daemon) drainForHandoff() {
 const chainWindow = 250 * time.Millisecond
 
 func (d *Daemon) openChain() {
-	c, err := handoff.New(d.cfg.Interface, vipPrefixes(d.cfg), d.log)
+	c, err := handoff.New(d.cfg.Interface, chainPrefixes(d.cfg), d.log)
 	if errors.Is(err, handoff.ErrNotEthernet) {
 		d.log.Info("no daisy chaining on this interface", "err", err)
 		return

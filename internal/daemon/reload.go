@@ -149,6 +149,8 @@ func needsRestart(a, b *config.Config) string {
 		return "control_socket"
 	case a.MetricsAddr() != b.MetricsAddr():
 		return "metrics"
+	case !reflect.DeepEqual(a.BGP, b.BGP):
+		return "bgp"
 	}
 	return ""
 }

@@ -31,14 +31,41 @@ func start(t *testing.T, o cluster.Options) *cluster.Cluster {
 	return c
 }
 
-// startElected starts a cluster and waits for pc01 to be the only holder.
+// startElected starts a cluster and waits for pc01 to be the only holder,
+// and for every other node to have heard it as master (a node started late
+// on a loaded machine may not have yet; a fault injected before then tests
+// something else).
 func startElected(t *testing.T, o cluster.Options) *cluster.Cluster {
 	t.Helper()
 	c := start(t, o)
 	if _, err := c.WaitOnlyHolder("pc01", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	for name := range c.Nodes {
+		if name != "pc01" {
+			waitSees(t, c, name, "pc01", "MASTER")
+		}
+	}
 	return c
+}
+
+// waitSees waits until node hears peer alive and in state.
+func waitSees(t *testing.T, c *cluster.Cluster, node, peer, state string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st, err := c.Status(context.Background(), node)
+		must(t, err)
+		for _, p := range st.Peers {
+			if p.Node == peer && p.Alive && p.State == state {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not hear %s as %s: %+v", node, peer, state, st.Peers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func must(t *testing.T, err error) {

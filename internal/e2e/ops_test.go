@@ -68,22 +68,9 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 	kept.Stop()
 
 	for name, p := range map[string]*lab.Prober{"new connections": fresh, "keep-alive": kept} {
-		rs := p.Results()
 		// None may fail: a handshake straddling the move is daisy-chained
 		// to the old master (internal/handoff).
-		if n := rs.Failures(); n > 0 {
-			t.Errorf("%s: %d failed requests of %d during the handovers\n%s", name, n, len(rs), p.Timeline())
-			for _, r := range rs {
-				if !r.OK() {
-					t.Logf("failed: start %s took %s status %d err %s", r.Start.Format("15:04:05.000"), r.Duration, r.Status, r.Err)
-				}
-			}
-		}
-		for i, mark := range []time.Time{mark1, mark2} {
-			before, after := rs.LastServedBy(mark), rs.FirstServedBy(mark.Add(50*time.Millisecond))
-			g, _ := rs.GapAround(mark)
-			t.Logf("%s handover %d: %s → %s, gap %s", name, i+1, before, after, g.Duration().Round(time.Millisecond))
-		}
+		rs := noFailedRequests(t, name, p, mark1, mark2)
 		// Every request started once pc02 alone held the VIP (the first
 		// handover complete) and before the second began is pc02's.
 		served := map[string]int{}
@@ -96,6 +83,27 @@ func TestHandoverBothWaysZeroFailedRequests(t *testing.T) {
 			t.Errorf("%s: between the handovers answers came from %v, want pc02 only", name, served)
 		}
 	}
+}
+
+// noFailedRequests fails the test for every failed request of p (named
+// name), logs the gap around each handover mark and returns the results.
+func noFailedRequests(t *testing.T, name string, p *lab.Prober, marks ...time.Time) lab.ProbeResults {
+	t.Helper()
+	rs := p.Results()
+	if n := rs.Failures(); n > 0 {
+		t.Errorf("%s: %d failed requests of %d during the handovers\n%s", name, n, len(rs), p.Timeline())
+		for _, r := range rs {
+			if !r.OK() {
+				t.Logf("failed: start %s took %s status %d err %s", r.Start.Format("15:04:05.000"), r.Duration, r.Status, r.Err)
+			}
+		}
+	}
+	for i, mark := range marks {
+		before, after := rs.LastServedBy(mark), rs.FirstServedBy(mark.Add(50*time.Millisecond))
+		g, _ := rs.GapAround(mark)
+		t.Logf("%s handover %d: %s → %s, gap %s", name, i+1, before, after, g.Duration().Round(time.Millisecond))
+	}
+	return rs
 }
 
 // waitNodeReady waits until node itself says it is ready.
@@ -113,6 +121,34 @@ func waitNodeReady(t *testing.T, c *cluster.Cluster, node string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// stayReady fails the test unless node is a ready BACKUP at every look
+// for d: the old master of a handover is a standby at once. Its app is
+// drained for the hand-off, so its liveness check answers 503, but that is
+// hbd's own doing and must not put the node in FAULT.
+func stayReady(t *testing.T, c *cluster.Cluster, node string, d time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		st, err := c.Status(context.Background(), node)
+		must(t, err)
+		if st.State != "BACKUP" || !st.Ready {
+			t.Fatalf("%s after handing the VIP over: %s, ready %v, faults %v; want a ready BACKUP", node, st.State, st.Ready, st.Faults)
+		}
+	}
+}
+
+// TestOldMasterIsAReadyStandbyAtOnce: right after a handover, and after a
+// preemption (pc01's app restarted: pc02 hands the VIP back by itself),
+// the old master stays a ready standby through its drained hand-off
+// window, so a handover back is accepted at once.
+func TestOldMasterIsAReadyStandbyAtOnce(t *testing.T) {
+	c := startElected(t, cluster.Options{AppTrack: true})
+	waitReady(t, c, "pc01", "pc02")
+	handover(t, c, "pc01", "pc02")
+	stayReady(t, c, "pc01", 2*time.Second)
+	handover(t, c, "pc02", "pc01")
+	stayReady(t, c, "pc02", 2*time.Second)
 }
 
 func TestHandoverRefusedWhenStandbyNotReady(t *testing.T) {

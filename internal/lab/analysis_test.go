@@ -214,6 +214,49 @@ func TestProberLoop(t *testing.T) {
 	t.Logf("%s\n%s", p.Summary(), p.Timeline())
 }
 
+// TestOpenProberIsNotHeldBackByAHungRequest: the third request hangs until
+// it times out, as one accepted by a host whose cable was then pulled. One
+// at a time, every later request waits for it and the longest gap is the
+// timeout; in an open loop the others go on and the gap stays small. The
+// hung request counts as failed either way.
+func TestOpenProberIsNotHeldBackByAHungRequest(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	for _, open := range []bool{false, true} {
+		var n atomic.Int32
+		client := &http.Client{Timeout: timeout, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if n.Add(1) == 3 {
+				<-r.Context().Done()
+				return nil, r.Context().Err()
+			}
+			rec := httptest.NewRecorder()
+			rec.Header().Set(HeaderServedBy, "pc02")
+			return rec.Result(), nil
+		})}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+		p := newProber(ctx, client, ProbeConfig{URL: "http://198.51.100.10/", Every: ms(5), Open: open})
+		<-ctx.Done()
+		p.Stop()
+		cancel()
+		rs := p.Results()
+		gap := rs.LongestGap().Duration()
+		t.Logf("open %v: %d requests, %d failed, longest gap %s", open, len(rs), rs.Failures(), gap)
+		if rs.Failures() != 1 {
+			t.Errorf("open %v: %d failed requests, want the hung one", open, rs.Failures())
+		}
+		for i := 1; i < len(rs); i++ {
+			if rs[i].Start.Before(rs[i-1].Start) {
+				t.Fatalf("open %v: results not in start order at %d", open, i)
+			}
+		}
+		switch {
+		case open && gap >= timeout/2:
+			t.Errorf("open loop: longest gap %s, want well under the hung request's %s", gap, timeout)
+		case !open && gap < timeout:
+			t.Errorf("one at a time: longest gap %s, want at least the hung request's %s", gap, timeout)
+		}
+	}
+}
+
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

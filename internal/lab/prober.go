@@ -228,7 +228,18 @@ type ProbeConfig struct {
 	Every     time.Duration // interval between request starts; default 10ms
 	KeepAlive bool          // reuse connections
 	Timeout   time.Duration // per request; default DefaultProbeTimeout
+	// Open starts a request every Every whatever the earlier ones are
+	// doing, as many independent users would (an open loop). Without it
+	// the requests go one at a time, and one that hangs — accepted by a
+	// host whose cable was then pulled: its answer never comes and
+	// nothing is left to retransmit — holds back every later one until
+	// it times out, so the gap measured is the client's timeout, not the
+	// outage.
+	Open bool
 }
+
+// maxInFlight bounds an open-loop prober's concurrent requests.
+const maxInFlight = 1024
 
 // Prober sends GET requests at a fixed interval and records the results. Its
 // methods are safe for concurrent use while it runs.
@@ -236,12 +247,13 @@ type Prober struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu      sync.Mutex
-	results ProbeResults
+	mu       sync.Mutex
+	results  ProbeResults
+	inFlight map[*time.Time]struct{} // start times of the requests not finished yet
 }
 
 // Probe starts sending a GET to url from the host every `every`, one request
-// at a time (a slow request delays the next), until ctx is done, Stop is
+// at a time (a slow request delays the next; see ProbeConfig.Open), until ctx is done, Stop is
 // called or 2^20 requests were made. Each request times out after
 // DefaultProbeTimeout.
 func (l *Lab) Probe(ctx context.Context, from, url string, every time.Duration, keepAlive bool) *Prober {
@@ -262,20 +274,43 @@ func newProber(ctx context.Context, client *http.Client, c ProbeConfig) *Prober 
 		c.Every = 10 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	p := &Prober{cancel: cancel, done: make(chan struct{})}
+	p := &Prober{cancel: cancel, done: make(chan struct{}), inFlight: map[*time.Time]struct{}{}}
+	record := func() {
+		start := time.Now()
+		p.mu.Lock()
+		p.inFlight[&start] = struct{}{}
+		p.mu.Unlock()
+		r := probeOnce(ctx, client, c.URL)
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.inFlight, &start)
+		if ctx.Err() != nil {
+			return // cut short by Stop: not a result
+		}
+		p.results = append(p.results, r)
+	}
 	go func() {
 		defer close(p.done)
 		defer client.CloseIdleConnections()
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		slots := make(chan struct{}, maxInFlight)
 		t := time.NewTicker(c.Every)
 		defer t.Stop()
 		for range maxSamples {
-			r := probeOnce(ctx, client, c.URL)
-			if ctx.Err() != nil {
-				return // cut short by Stop: not a result
+			if c.Open {
+				select {
+				case slots <- struct{}{}:
+					wg.Go(func() {
+						defer func() { <-slots }()
+						record()
+					})
+				case <-ctx.Done():
+					return
+				}
+			} else {
+				record()
 			}
-			p.mu.Lock()
-			p.results = append(p.results, r)
-			p.mu.Unlock()
 			select {
 			case <-ctx.Done():
 				return
@@ -317,11 +352,42 @@ func (p *Prober) Stop() {
 	<-p.done
 }
 
-// Results returns a copy of the results so far.
+// WaitStartedBefore waits until every request that started before t has
+// finished, so that Results holds all of them (at most the request
+// timeout), or until ctx is done.
+func (p *Prober) WaitStartedBefore(ctx context.Context, t time.Time) error {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		p.mu.Lock()
+		pending := false
+		for s := range p.inFlight {
+			if s.Before(t) {
+				pending = true
+				break
+			}
+		}
+		p.mu.Unlock()
+		if !pending {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Results returns a copy of the results so far, in start order.
 func (p *Prober) Results() ProbeResults {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return slices.Clone(p.results)
+	rs := slices.Clone(p.results)
+	p.mu.Unlock()
+	slices.SortStableFunc(rs, func(a, b ProbeResult) int { return a.Start.Compare(b.Start) })
+	return rs
 }
 
 // Failures is Results().Failures().

@@ -51,7 +51,7 @@ type Spec struct {
 
 // Docs are the files of DocsDir the package carries, besides those they
 // link to (linkedDocs adds them).
-var Docs = []string{"install.md", "config.md", "runbooks.md", "keepalived.md", "how-it-works.md", "cli.md", "webapp.md"}
+var Docs = []string{"install.md", "config.md", "runbooks.md", "keepalived.md", "how-it-works.md", "cli.md", "webapp.md", "bgp.md"}
 
 // ManPages are the manual pages, each made from a doc of DocsDir.
 var ManPages = []ManPage{
@@ -104,14 +104,33 @@ const BuildTags = "nethttpomithttp2"
 // MaxBinarySize bounds the shipped (stripped) binary, in bytes: a daemon
 // that runs on every host should not weigh more (keepalived is under 1 MB;
 // hbd was 21 MB before its lab moved out).
-const MaxBinarySize = 12_000_000
+//
+// It was 12 MB (11.66 MB measured) until the BGP announcer (issue 17)
+// embedded GoBGP v4: its pkg/server takes its requests as the gRPC API's
+// protobuf messages, so linking it links the api package's descriptors,
+// google.golang.org/protobuf and grpc (importing api alone measured
+// 24.15 MB; pkg/server in use, 29.62 MB), and no smaller import of GoBGP
+// can run a session. The issue wants the speaker inside hbd, not a
+// separate bgpd, so the budget moved to 31 MB, with room for 1.4 MB of
+// growth; the build without BGP (the nobgp tag) keeps the old 12 MB
+// budget (MaxBinarySizeNoBGP: 11.83 MB measured).
+const MaxBinarySize = 31_000_000
+
+// MaxBinarySizeNoBGP bounds the stripped binary built with the nobgp tag
+// too (BuildTags plus nobgp): L2 only, no GoBGP, gRPC or protobuf.
+const MaxBinarySizeNoBGP = 12_000_000
 
 // Compile builds the hbd binary the package ships into out: static
 // (CGO_ENABLED=0), trimmed and stripped, with its version, commit and date
 // stamped in. It runs go build in the current directory's module.
 func Compile(ctx context.Context, out, arch, version, commit string, date time.Time) error {
+	return CompileTags(ctx, out, arch, version, commit, date, BuildTags)
+}
+
+// CompileTags is Compile with other build tags, e.g. BuildTags+",nobgp".
+func CompileTags(ctx context.Context, out, arch, version, commit string, date time.Time, tags string) error {
 	ldflags := fmt.Sprintf("-s -w -X main.version=%s -X main.commit=%s -X main.buildDate=%s", version, commit, date.UTC().Format(time.RFC3339))
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags="+BuildTags, "-ldflags="+ldflags, "-o", out, "github.com/hbdproject/hbd/cmd/hbd")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags="+tags, "-ldflags="+ldflags, "-o", out, "github.com/hbdproject/hbd/cmd/hbd")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	if msg, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("packaging: go build ./cmd/hbd: %w\n%s", err, msg)

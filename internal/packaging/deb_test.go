@@ -78,6 +78,19 @@ func TestBinarySize(t *testing.T) {
 	if fi.Size() > MaxBinarySize {
 		t.Errorf("shipped hbd is %d bytes, over the %d-byte budget: see what grew with go tool nm -size -sort size", fi.Size(), MaxBinarySize)
 	}
+	// Without BGP, the old budget holds.
+	nobgp := filepath.Join(t.TempDir(), "hbd-nobgp")
+	if err := CompileTags(context.Background(), nobgp, "amd64", testVersion, "", time.Now(), BuildTags+",nobgp"); err != nil {
+		t.Fatal(err)
+	}
+	fi, err = os.Stat(nobgp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("hbd built with nobgp: %d bytes", fi.Size())
+	if fi.Size() > MaxBinarySizeNoBGP {
+		t.Errorf("hbd built with nobgp is %d bytes, over the %d-byte budget", fi.Size(), MaxBinarySizeNoBGP)
+	}
 }
 
 func TestDebName(t *testing.T) {

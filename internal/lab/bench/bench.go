@@ -273,6 +273,10 @@ func (r *runner) run(ctx context.Context) error {
 			r.warn("three nodes: %v", err)
 			errs = append(errs, fmt.Errorf("three nodes: %w", err))
 		}
+		if err := r.bgpCablePulls(ctx); err != nil {
+			r.warn("BGP cable pulls: %v", err)
+			errs = append(errs, fmt.Errorf("BGP cable pulls: %w", err))
+		}
 	}
 	if r.o.Handovers > 0 && ctx.Err() == nil {
 		if err := r.handoverSeries(ctx); err != nil {

@@ -46,7 +46,7 @@ func TestSmoke(t *testing.T) {
 	}
 	table := stdout.String()
 	t.Logf("table:\n%s", table)
-	for _, want := range []string{"| figure", "cable pull → first good response", "hbd min / med / max", "planned switchover", "idle CPU"} {
+	for _, want := range []string{"| figure", "cable pull → first good response", "BGP mode cable pull", "hbd min / med / max", "planned switchover", "idle CPU"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q", want)
 		}
@@ -95,6 +95,8 @@ func incomplete(samples []Sample, runs int) []string {
 			want, tools = 1, []string{ToolHBD}
 		case ScenarioThreeCablePull, ScenarioPartition:
 			tools = []string{ToolHBD} // keepalived has no quorum
+		case ScenarioBGPCablePull:
+			tools = []string{ToolHBD} // keepalived cannot announce over BGP
 		}
 		for _, tool := range tools {
 			if n := len(Values(samples, tool, d.setting, d.scenario, d.metric)); n != want {
@@ -116,7 +118,7 @@ func TestIncompleteCatchesMissingRuns(t *testing.T) {
 			n = 1
 		case ScenarioHandovers:
 			n, tools = 1, []string{ToolHBD}
-		case ScenarioThreeCablePull, ScenarioPartition:
+		case ScenarioThreeCablePull, ScenarioPartition, ScenarioBGPCablePull:
 			tools = []string{ToolHBD}
 		}
 		for _, tool := range tools {

@@ -13,7 +13,7 @@
 //     at each tool's defaults, at a matched 100 ms heartbeat with the same
 //     detection time, and at each tool's fastest setting that survives a
 //     soak under 5% loss (a ladder of candidates, fastest first);
-//   - fail-back: the cable plugged in again, holders sampled every 10 ms;
+//   - fail-back: the cable plugged in again, holders followed from address events;
 //   - planned switchover (hbd handover; keepalived stopped with SIGTERM)
 //     under a new-connection and a keep-alive request stream;
 //   - kill -9 of the master's daemon: time to the standby's first answer,

@@ -22,7 +22,10 @@ const (
 type fleet struct{ ps []*lab.Prober }
 
 // startFleet starts the probers from the client; they run until Stop.
-func startFleet(ctx context.Context, l *lab.Lab) *fleet {
+func startFleet(ctx context.Context, l *lab.Lab) *fleet { return startFleetAt(ctx, l, url) }
+
+// startFleetAt is startFleet probing another URL.
+func startFleetAt(ctx context.Context, l *lab.Lab, url string) *fleet {
 	n := int(probeTimeout / probeSpacing)
 	f := &fleet{}
 	for i := range n {

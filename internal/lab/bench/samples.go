@@ -46,6 +46,9 @@ const (
 	// the master, and a 2/1 partition that cuts the master off.
 	ScenarioThreeCablePull = "three_cable_pull"
 	ScenarioPartition      = "partition_2_1"
+	// ScenarioBGPCablePull is a cable pull in BGP mode (hbd only: the
+	// client behind an FRR router, the VIP announced over eBGP).
+	ScenarioBGPCablePull = "bgp_cable_pull"
 )
 
 // Sample is one measured value: a row of samples.csv.

@@ -111,6 +111,25 @@ func waitFirstGood(ctx context.Context, t0 time.Time, node string, limit time.Du
 	}
 }
 
+// outageAfter waits for the standby's first good answer after the fault
+// at t0, probes postFirstGood longer, stops the fleet and returns the
+// outage and the results.
+func outageAfter(ctx context.Context, f *fleet, t0 time.Time) (lab.Gap, lab.ProbeResults, error) {
+	if err := waitFirstGood(ctx, t0, standby, failoverLimit, f.Results); err != nil {
+		return lab.Gap{}, nil, err
+	}
+	if err := sleep(ctx, postFirstGood); err != nil {
+		return lab.Gap{}, nil, err
+	}
+	f.Stop()
+	rs := f.Results()
+	g, ok := outage(rs, t0, standby)
+	if !ok {
+		return lab.Gap{}, nil, errors.New("no outage found in the probe results")
+	}
+	return g, rs, nil
+}
+
 // cablePull measures one cable pull on the master and the fail-back when it
 // is plugged in again.
 func (r *runner) cablePull(ctx context.Context, p pair, set string, run int) (err error) {
@@ -133,17 +152,9 @@ func (r *runner) cablePull(ctx context.Context, p pair, set string, run int) (er
 			err = errors.Join(err, l.CablePlug(master))
 		}
 	}()
-	if err := waitFirstGood(ctx, t0, standby, failoverLimit, f.Results); err != nil {
+	g, rs, err := outageAfter(ctx, f, t0)
+	if err != nil {
 		return err
-	}
-	if err := sleep(ctx, postFirstGood); err != nil {
-		return err
-	}
-	f.Stop()
-	rs := f.Results()
-	g, ok := outage(rs, t0, standby)
-	if !ok {
-		return errors.New("no outage found in the probe results")
 	}
 	r.add(p.tool(), set, ScenarioCablePull, run, "gap_ms", ms(g.Duration()))
 	r.add(p.tool(), set, ScenarioCablePull, run, "failed_probes", float64(g.Failures))

@@ -46,6 +46,8 @@ func rowDefs(capMS float64) []rowDef {
 	rows := []rowDef{
 		{"cable pull → first good response", SettingDefaults, ScenarioCablePull, "gap_ms", "ms", 0, ratioAtMost(0.1, "hbd ≤ 1/10 × keepalived")},
 		{"  failed probes", SettingDefaults, ScenarioCablePull, "failed_probes", "", 0, nil},
+		{"BGP mode cable pull → first good response (hbd only)", SettingDefaults, ScenarioBGPCablePull, "gap_ms", "ms", 0, nil},
+		{"  failed probes", SettingDefaults, ScenarioBGPCablePull, "failed_probes", "", 0, nil},
 		{"cable pull → first good response", SettingMatched, ScenarioCablePull, "gap_ms", "ms", 0, ratioAtMost(1, "hbd ≤ keepalived")},
 		{"  failed probes", SettingMatched, ScenarioCablePull, "failed_probes", "", 0, nil},
 		{"cable pull → first good response", SettingFastest, ScenarioCablePull, "gap_ms", "ms", 0, ratioAtMost(0.5, "hbd ≤ 1/2 × keepalived")},

@@ -43,6 +43,7 @@ type Options struct {
 	Version   string   // web app version string; default "v1"
 	Metrics   bool     // serve metrics on 127.0.0.1:9707 in each host namespace
 	AppArgs   []string // `hbd webapp` Redis flags in place of --redis (the lab's standalone Redis), e.g. Sentinel mode
+	BGP       *BGP     // announce the BGP VIPs to a router (see StartRouted) instead of the L2 ones; default none
 }
 
 // Node is one hbd host.
@@ -115,7 +116,15 @@ func Start(ctx context.Context, l *lab.Lab, o Options) (*Cluster, error) {
 		if p, ok := o.Priority[name]; ok {
 			prio = p
 		}
-		if err := os.WriteFile(n.Config, []byte(c.config(n, prio)), 0o644); err != nil {
+		conf := c.config(n, prio)
+		if o.BGP != nil {
+			section, err := c.bgpSection(n)
+			if err != nil {
+				return nil, err
+			}
+			conf += section
+		}
+		if err := os.WriteFile(n.Config, []byte(conf), 0o644); err != nil {
 			return nil, fmt.Errorf("cluster: writing %s: %w", n.Config, err)
 		}
 		if !o.NoWebapp {
@@ -142,7 +151,10 @@ func (c *Cluster) config(n *Node, prio int) string {
 	}
 	peers = append(peers, c.Opts.ExtraPeer[n.Name]...)
 	var b strings.Builder
-	fmt.Fprintf(&b, "node: %s\npriority: %d\ninterface: %s\nvips: [%s, %q]\n", n.Name, prio, lab.HostIf, VIP4, VIP6.String())
+	fmt.Fprintf(&b, "node: %s\npriority: %d\ninterface: %s\n", n.Name, prio, lab.HostIf)
+	if c.Opts.BGP == nil { // with BGP, the VIPs are the BGP ones only
+		fmt.Fprintf(&b, "vips: [%s, %q]\n", VIP4, VIP6.String())
+	}
 	fmt.Fprintf(&b, "listen: %s\npeers: [%s]\nauth_key_file: %s\ncontrol_socket: %s\n", h.IPv4, strings.Join(peers, ", "), c.Key, n.Socket)
 	if c.Opts.Metrics {
 		b.WriteString("metrics: 127.0.0.1:9707\n")
@@ -178,11 +190,18 @@ func (c *Cluster) config(n *Node, prio int) string {
 	return b.String()
 }
 
-// StartHbd starts (or restarts) a node's daemon and waits for its control
-// socket.
+// hbdNice is the niceness the shipped unit gives hbd (systemd/hbd.service,
+// Nice=-10): the lab runs the daemon as it is installed, so that a busy
+// host delays its heartbeats no more than it would in production.
+const hbdNice = "-10"
+
+// StartHbd starts (or restarts) a node's daemon, at the unit's niceness, and
+// waits for its control socket.
 func (c *Cluster) StartHbd(ctx context.Context, name string) error {
 	n := c.Nodes[name]
-	p, err := c.Lab.Start(name, []string{c.Opts.Bin, "run", "-c", n.Config}, lab.ProcOptions{Name: "hbd"})
+	// nice(1) execs hbd, so the PID is hbd's and every thread of it
+	// inherits the niceness (setpriority on the PID would reach one thread).
+	p, err := c.Lab.Start(name, []string{"nice", "-n", hbdNice, c.Opts.Bin, "run", "-c", n.Config}, lab.ProcOptions{Name: "hbd"})
 	if err != nil {
 		return fmt.Errorf("cluster: starting hbd on %s: %w", name, err)
 	}
@@ -263,9 +282,14 @@ func kill(p *lab.Proc) error {
 	return nil
 }
 
-// Holds reports whether a node holds the IPv4 VIP.
+// Holds reports whether a node holds the IPv4 VIP (with BGP, the BGP VIP
+// on the loopback).
 func (c *Cluster) Holds(name string) bool {
-	ok, err := c.Lab.HasAddr(name, lab.HostIf, VIP4)
+	ifname, vip := lab.HostIf, VIP4
+	if c.Opts.BGP != nil {
+		ifname, vip = "lo", lab.BGPVIP4
+	}
+	ok, err := c.Lab.HasAddr(name, ifname, vip)
 	return err == nil && ok
 }
 

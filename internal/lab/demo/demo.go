@@ -235,11 +235,11 @@ func (r *runner) setup(ctx context.Context) error {
 
 	r.sess = l.HTTPClient("client", false, probeTimeout)
 	r.sess.Jar, _ = cookiejar.New(nil)
-	r.probe = l.ProbeWith(ctx, lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: probeEvery, Timeout: probeTimeout})
+	r.probe = l.ProbeWith(ctx, lab.ProbeConfig{From: "client", URL: cluster.URL("/api/whoami"), Every: probeEvery, Timeout: probeTimeout, Open: true})
 	if r.holders, err = l.WatchHolders(ctx, nodes, lab.HostIf, cluster.VIP4); err != nil {
 		return err
 	}
-	r.n.say("the client sends GET %s every 10 ms, a new connection each time", cluster.URL("/api/whoami"))
+	r.n.say("the client sends GET %s every 10 ms, a new connection each time, whether or not the earlier ones were answered", cluster.URL("/api/whoami"))
 	r.n.detail("and which host holds the VIP is followed from both hosts' rtnetlink address events")
 	if _, err := r.waitServed(ctx, "pc01", time.Now(), 5*time.Second); err != nil {
 		return err
@@ -264,6 +264,12 @@ func (r *runner) play(ctx context.Context, a act) error {
 		return err
 	}
 	to := time.Now()
+	// A request sent in the outage may still be on its way (a SYN resent
+	// after 1 s, or one the dead host accepted, until it times out): it
+	// belongs to this scenario, however long it takes.
+	if err := r.probe.WaitStartedBefore(ctx, to); err != nil {
+		return err
+	}
 	if event.IsZero() {
 		event = from
 	}
@@ -277,8 +283,9 @@ func (r *runner) play(ctx context.Context, a act) error {
 	return nil
 }
 
-// measure fills a scenario's outcome and timeline from the probe results
-// and holder samples that fall in [from, to).
+// measure fills a scenario's outcome and timeline from the probe requests
+// started in [from, to), however late they finished, and the holder samples
+// in [from, to).
 func (r *runner) measure(sc *Scenario, from, event, to time.Time) error {
 	holders, err := r.holders.Result()
 	if err != nil {
@@ -287,7 +294,7 @@ func (r *runner) measure(sc *Scenario, from, event, to time.Time) error {
 	all := r.probe.Results()
 	var win lab.ProbeResults
 	for _, x := range all {
-		if e := x.End(); !e.Before(from) && e.Before(to) {
+		if !x.Start.Before(from) && x.Start.Before(to) {
 			win = append(win, x)
 		}
 	}

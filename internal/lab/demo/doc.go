@@ -4,7 +4,8 @@
 // Run builds the lab (hosts pc01, pc02, redis, client), starts the real
 // `hbd run` and `hbd webapp` on pc01 and pc02 and a real redis-server, and
 // plays six scenarios while the client sends a request through the VIP every
-// 10 ms on a new connection and the VIP's holders are sampled every 10 ms:
+// 10 ms on a new connection (an open loop: a hung request holds back no
+// later one) and the VIP's holders are followed from address events:
 //
 //  1. kill -9 pc01's web app: pc02 serves, the session saved on pc01 intact;
 //  2. restart it: pc01 preempts, pc02 hands the VIP back;

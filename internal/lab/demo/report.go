@@ -194,7 +194,7 @@ func WriteScenarioReport(w io.Writer, s *Scenario, nodes []string, width int) {
 	if o.MaxHolders > 1 {
 		fmt.Fprintf(w, "  two holders  YES, for %s\n", Millis(o.DoubleFor))
 	} else {
-		fmt.Fprintf(w, "  two holders  never (sampled every 10 ms)\n")
+		fmt.Fprintf(w, "  two holders  never (every address change on both hosts)\n")
 	}
 	if s.Timeline != "" {
 		fmt.Fprintf(w, "  timeline     %d ms each: %s\n", Bucket.Milliseconds(), legend(nodes))
