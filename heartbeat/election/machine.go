@@ -59,6 +59,7 @@ type Machine struct {
 	wantMaster  bool
 	yieldTo     string    // we released the VIP for this node ...
 	yieldUntil  time.Time // ... and don't claim before this unless it fails
+	yieldEpoch  uint64    // the highest epoch known when we released: the target's claim raises it
 	linger      string    // three or more nodes: a completed handover's target, still named in our frames ...
 	lingerUntil time.Time // ... until then
 	yielded     bool      // an operator handed the VIP away: don't preempt back
@@ -166,12 +167,14 @@ func (m *Machine) Receive(now time.Time, h Heard) []Action {
 	case h.Kind == Bye:
 		p.last = time.Time{}
 		p.seenAsMaster = false
-	case h.State == Master && h.Node == m.yieldTo:
-		// The handover completed. With three or more nodes, keep naming
-		// the target in our frames for a while: a third node may hear
-		// our next frame before the target's own, and must not read
-		// "no master, no handover" and claim beside it.
-		if m.majorityRule() {
+	case h.Node == m.yieldTo && (h.State == Master || (m.majorityRule() && h.Epoch > m.yieldEpoch)):
+		// The handover completed: the target is master, or (three or
+		// more nodes) its epoch shows it claimed and at once handed the
+		// VIP on, its frames never saying MASTER. With three or more
+		// nodes, keep naming a master target in our frames for a while:
+		// a third node may hear our next frame before the target's own,
+		// and must not read "no master, no handover" and claim beside it.
+		if m.majorityRule() && h.State == Master {
 			m.linger, m.lingerUntil = m.yieldTo, now.Add(m.cfg.DeadAfter)
 		}
 		m.endYield()
@@ -775,7 +778,7 @@ func (m *Machine) claim(now time.Time, cause Cause, reason string) {
 
 // yield releases the VIP for target and waits for it to claim.
 func (m *Machine) yield(now time.Time, target string, cause Cause, reason string) {
-	m.yieldTo, m.yieldUntil = target, now.Add(m.cfg.YieldTimeout)
+	m.yieldTo, m.yieldUntil, m.yieldEpoch = target, now.Add(m.cfg.YieldTimeout), max(m.epoch, m.maxEpoch)
 	m.emit(Action{Kind: ActRelease, Cause: cause, Reason: reason, Handoff: true})
 	m.releaseLease()
 	m.transition(now, Backup, cause, reason)
