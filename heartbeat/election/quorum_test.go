@@ -523,3 +523,28 @@ func TestThirdNodeWaitsForTheHandoversNewMaster(t *testing.T) {
 		t.Fatalf("holders %v, two holders for %s; %s", n.holders(), n.double, n.states())
 	}
 }
+
+// A handover whose target claims and at once hands the VIP on (a node that
+// outranks it asks for it in the same instant) never shows the target as
+// MASTER; the yielder learns from its epoch that the handover completed
+// and stops naming it, instead of waiting out the yield timeout.
+func TestHandoverCompletesByTheTargetsEpoch(t *testing.T) {
+	a, b, c := cfgFor("a", 100, 2), cfgFor("b", 150, 2), cfgFor("c", 200, 2)
+	a.Preempt, b.Preempt = false, false
+	n := newNetwork(t, a, b, c)
+	n.apply(n.nodes["c"], n.nodes["c"].m.SetMaintenance(n.now, true))
+	n.until(time.Second, "b master", n.onlyHolder("b"))
+	n.handOver("b", "a")
+	n.until(10*time.Millisecond, "a master", n.onlyHolder("a"))
+	// c comes back wanting the VIP, but a does not hear it: only b does.
+	n.cut[[2]string{"c", "a"}] = true
+	n.apply(n.nodes["c"], n.nodes["c"].m.SetMaintenance(n.now, false))
+	n.run(2 * time.Second)
+	n.mustState("a", Master)
+	n.handOver("a", "b") // b claims and at once yields to c
+	n.until(10*time.Millisecond, "c master", n.onlyHolder("c"))
+	n.run(5 * time.Millisecond)
+	if y := n.nodes["a"].m.Status(n.now).YieldingTo; y != "" {
+		t.Fatalf("a still hands over to %q after b claimed (and handed on to c); %s", y, n.states())
+	}
+}
