@@ -72,7 +72,7 @@ func clientFlags(name, usage string) (*flag.FlagSet, *string, *string) {
 }
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfg, sock := clientFlags("status", "Usage: hbd status [-c FILE | -s SOCKET] [--json]\n\nShows the running daemon's state, epoch, priority and why, its peers,\nchecks and rejected frames.\n")
+	fs, cfg, sock := clientFlags("status", "Usage: hbd status [-c FILE | -s SOCKET] [--json]\n\nShows the running daemon's state, epoch, priority and why, its peers\n(and, with three or more nodes, the quorum), checks, rejected frames and,\nwith a bgp: section, the BGP sessions and what is announced.\n")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pos, err := parse(fs, args, stdout)
 	if err != nil {
