@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/hbdproject/hbd/internal/config"
+	"github.com/hbdproject/hbd/internal/daemon"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -34,7 +35,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(pos) > 0 {
 		return usageErrorf("unexpected argument %q (the file goes after -c)", pos[0])
 	}
-	res, err := config.Load(*path, config.Options{InterfaceMayBeMissing: true})
+	res, err := config.Load(*path, config.Options{InterfaceMayBeMissing: true, NoBGP: daemon.NoBGP})
 	if res != nil {
 		for _, w := range res.Warnings {
 			fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)

@@ -139,6 +139,10 @@ func (v *validator) validateBGP(c *Config, l2 map[netip.Addr]int) {
 	if !b.Enabled() {
 		return
 	}
+	if v.opts.NoBGP != "" {
+		v.fail("bgp", "%s", v.opts.NoBGP)
+		return
+	}
 	if b.LocalAS == 0 {
 		v.fail("bgp.local_as", "required: this node's AS number, e.g. 65001")
 	}

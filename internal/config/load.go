@@ -54,6 +54,9 @@ type Options struct {
 	InterfaceExists func(name string) bool
 	// Hostname is the default node name; nil uses os.Hostname.
 	Hostname func() (string, error)
+	// NoBGP, when set, says this build has no BGP announcer: a bgp
+	// section is then an error with this message, on the section's line.
+	NoBGP string
 }
 
 // Result is a loaded config with the warnings found on the way.

@@ -17,6 +17,9 @@ import (
 
 var _ speaker = (*bgp.Speaker)(nil)
 
+// NoBGP is config.Options.NoBGP for this build: empty, it has BGP.
+const NoBGP = ""
+
 // newSpeaker is the BGP speaker of the config's bgp section.
 func newSpeaker(cfg *config.Config, configPath string, log *slog.Logger) (speaker, error) {
 	sc, err := speakerConfig(cfg, configPath)

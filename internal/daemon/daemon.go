@@ -118,7 +118,7 @@ type Daemon struct {
 // Run loads the config and runs the daemon until ctx is done, then
 // releases the VIP, says bye to the peers and returns.
 func Run(ctx context.Context, opts Options) error {
-	res, err := config.Load(opts.ConfigPath, config.Options{})
+	res, err := config.Load(opts.ConfigPath, config.Options{NoBGP: NoBGP})
 	if err != nil {
 		return fmt.Errorf("loading %s:\n%w", opts.ConfigPath, err)
 	}

@@ -28,7 +28,7 @@ import (
 func (d *Daemon) reload() {
 	notifyReloading()
 	defer notifyReady(d.m.State().String())
-	res, err := config.Load(d.opts.ConfigPath, config.Options{})
+	res, err := config.Load(d.opts.ConfigPath, config.Options{NoBGP: NoBGP})
 	if err != nil {
 		d.log.Error("reload refused: the config has errors; still running the old one", "err", err)
 		return

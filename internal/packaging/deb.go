@@ -1,8 +1,14 @@
-// Package packaging builds hbd's Debian package: it lays out the binary,
+// Package packaging builds hbd's Debian packages: it lays out the binary,
 // the systemd units, the example configuration and the docs in a staging
 // tree, writes the control files (control, conffiles, md5sums, maintainer
 // scripts) and calls Debian's dpkg-deb to pack them. `go run
 // ./internal/packaging/mkdeb` is its command.
+//
+// Two packages come from one tree, as nginx-light and nginx-full do: hbd
+// (L2 VIPs only, built with the nobgp tag, small) and hbd-bgp (the same
+// daemon with the embedded BGP announcer). They carry the same files at
+// the same paths but for the doc dir; hbd-bgp conflicts with, replaces and
+// provides hbd, so installing one removes the other.
 package packaging
 
 import (
@@ -30,8 +36,42 @@ import (
 //go:embed debian/postinst debian/prerm debian/postrm debian/hbd.sysusers debian/hbd.tmpfiles debian/lintian-overrides debian/hbd.bash debian/_hbd
 var debianFiles embed.FS
 
+// Variant is one of the packages built from hbd's tree.
+type Variant struct {
+	// Package is the Debian package name: hbd or hbd-bgp.
+	Package string
+	// Tags are the build tags of its binary.
+	Tags string
+	// MaxSize bounds its stripped binary, in bytes.
+	MaxSize int64
+	// BGP says the binary has the BGP announcer.
+	BGP bool
+}
+
+var (
+	// L2 is the hbd package: VIPs on the local segment (ARP/NDP) only.
+	L2 = Variant{Package: "hbd", Tags: BuildTags + ",nobgp", MaxSize: MaxBinarySizeNoBGP}
+	// WithBGP is the hbd-bgp package: hbd with the embedded BGP announcer
+	// (docs/bgp.md); it conflicts with, replaces and provides hbd.
+	WithBGP = Variant{Package: "hbd-bgp", Tags: BuildTags, MaxSize: MaxBinarySize, BGP: true}
+	// Variants are the packages mkdeb builds by default.
+	Variants = []Variant{L2, WithBGP}
+)
+
+// VariantByName returns the variant whose package is name.
+func VariantByName(name string) (Variant, error) {
+	for _, v := range Variants {
+		if v.Package == name {
+			return v, nil
+		}
+	}
+	return Variant{}, fmt.Errorf("packaging: no package %q (there are hbd and hbd-bgp)", name)
+}
+
 // Spec says what to pack.
 type Spec struct {
+	// Variant is the package to make: L2 (hbd) or WithBGP (hbd-bgp).
+	Variant Variant
 	// Version is the Debian version with its revision, e.g. 1.2.0-1 or
 	// 0.0.0~git20260101.abcdef0-1.
 	Version string
@@ -40,12 +80,12 @@ type Spec struct {
 	Date time.Time
 	// Arch is the Debian architecture of Binary: amd64, arm64, …
 	Arch string
-	// Binary is the hbd executable built for Arch.
+	// Binary is the hbd executable built for Arch with Variant's tags.
 	Binary string
-	// DocsDir holds the Markdown docs to install in /usr/share/doc/hbd:
+	// DocsDir holds the Markdown docs to install in /usr/share/doc/PACKAGE:
 	// Docs and every file they link to, and the sources of the man pages.
 	DocsDir string
-	// OutDir receives hbd_<version>_<arch>.deb.
+	// OutDir receives PACKAGE_<version>_<arch>.deb.
 	OutDir string
 }
 
@@ -95,36 +135,37 @@ func DebianVersion(s string) string {
 	return strings.TrimSuffix(s, "~")
 }
 
-// BuildTags are the build tags of the shipped binary. nethttpomithttp2
+// BuildTags are the build tags of both packages' binaries (hbd adds
+// nobgp). nethttpomithttp2
 // leaves HTTP/2 out of net/http: hbd serves metrics, health and the web
 // app over plain HTTP/1.1 (TLS is the reverse proxy's job), and the HTTP/2
 // code was half a megabyte of the binary.
 const BuildTags = "nethttpomithttp2"
 
-// MaxBinarySize bounds the shipped (stripped) binary, in bytes: a daemon
-// that runs on every host should not weigh more (keepalived is under 1 MB;
-// hbd was 21 MB before its lab moved out).
+// MaxBinarySize bounds the hbd-bgp package's (stripped) binary, in bytes.
 //
-// It was 12 MB (11.66 MB measured) until the BGP announcer (issue 17)
-// embedded GoBGP v4: its pkg/server takes its requests as the gRPC API's
-// protobuf messages, so linking it links the api package's descriptors,
-// google.golang.org/protobuf and grpc (importing api alone measured
-// 24.15 MB; pkg/server in use, 29.62 MB), and no smaller import of GoBGP
-// can run a session. The issue wants the speaker inside hbd, not a
-// separate bgpd, so the budget moved to 31 MB, with room for 1.4 MB of
-// growth; the build without BGP (the nobgp tag) keeps the old 12 MB
-// budget (MaxBinarySizeNoBGP: 11.83 MB measured).
+// The BGP announcer (issue 17) embeds GoBGP v4: its pkg/server takes its
+// requests as the gRPC API's protobuf messages, so linking it links the
+// api package's descriptors, google.golang.org/protobuf and grpc
+// (importing api alone measured 24.15 MB; pkg/server in use, 29.62 MB),
+// and no smaller import of GoBGP can run a session. The issue wants the
+// speaker inside hbd, not a separate bgpd, so this budget is 31 MB, with
+// room for 1.4 MB of growth. Only those who announce VIPs over BGP install
+// hbd-bgp; everyone else gets the hbd package and MaxBinarySizeNoBGP.
 const MaxBinarySize = 31_000_000
 
-// MaxBinarySizeNoBGP bounds the stripped binary built with the nobgp tag
-// too (BuildTags plus nobgp): L2 only, no GoBGP, gRPC or protobuf.
+// MaxBinarySizeNoBGP bounds the hbd package's (stripped) binary, built
+// with BuildTags plus nobgp: L2 only, no GoBGP, gRPC or protobuf. A daemon
+// that runs on every host should not weigh more (keepalived is under 1 MB;
+// hbd was 21 MB before its lab moved out, 11.66 MB before BGP, and is
+// 11.83 MB with nobgp): issue 14's target, 12 MB.
 const MaxBinarySizeNoBGP = 12_000_000
 
-// Compile builds the hbd binary the package ships into out: static
-// (CGO_ENABLED=0), trimmed and stripped, with its version, commit and date
-// stamped in. It runs go build in the current directory's module.
-func Compile(ctx context.Context, out, arch, version, commit string, date time.Time) error {
-	return CompileTags(ctx, out, arch, version, commit, date, BuildTags)
+// Compile builds v's hbd binary into out: static (CGO_ENABLED=0), trimmed
+// and stripped, with its version, commit and date stamped in. It runs go
+// build in the current directory's module.
+func (v Variant) Compile(ctx context.Context, out, arch, version, commit string, date time.Time) error {
+	return CompileTags(ctx, out, arch, version, commit, date, v.Tags)
 }
 
 // CompileTags is Compile with other build tags, e.g. BuildTags+",nobgp".
@@ -168,6 +209,9 @@ func Build(ctx context.Context, s Spec) (string, error) {
 	}
 	if s.Arch == "" {
 		return "", fmt.Errorf("packaging: no architecture")
+	}
+	if _, err := VariantByName(s.Variant.Package); err != nil {
+		return "", err
 	}
 	if err := checkStatic(s.Binary); err != nil {
 		return "", err
@@ -215,7 +259,7 @@ func Build(ctx context.Context, s Spec) (string, error) {
 	if err := os.MkdirAll(s.OutDir, 0o755); err != nil {
 		return "", fmt.Errorf("packaging: %w", err)
 	}
-	out := filepath.Join(s.OutDir, fmt.Sprintf("hbd_%s_%s.deb", s.Version, s.Arch))
+	out := filepath.Join(s.OutDir, fmt.Sprintf("%s_%s_%s.deb", s.Variant.Package, s.Version, s.Arch))
 	cmd := exec.CommandContext(ctx, "dpkg-deb", "--root-owner-group", "-Zxz", "--build", stage, out)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("packaging: dpkg-deb --build: %w\n%s", err, msg)
@@ -261,7 +305,9 @@ func (s Spec) files() ([]file, error) {
 		}
 		return b, nil
 	}
-	files := []file{{"/usr/bin/hbd", 0o755, bin}}
+	pkg := s.Variant.Package
+	doc := "/usr/share/doc/" + pkg // Debian policy 12.3: named after the binary package
+	files := []file{{"/usr/bin/hbd", 0o755, bin}, {"/usr/share/lintian/overrides/" + pkg, 0o644, overrides(pkg)}}
 	add := func(fsys fs.FS, name, dest string, mode os.FileMode) error {
 		b, err := fromFS(fsys, name)
 		if err == nil {
@@ -281,13 +327,12 @@ func (s Spec) files() ([]file, error) {
 		{systemd.Files, "pc01.yaml", "/etc/hbd/hbd.yaml", 0o644},
 		// May hold the Redis password; systemd reads it as root.
 		{systemd.Files, "webapp.env", "/etc/hbd/webapp.env", 0o600},
-		{systemd.Files, "pc01.yaml", "/usr/share/doc/hbd/examples/pc01.yaml", 0o644},
-		{systemd.Files, "pc02.yaml", "/usr/share/doc/hbd/examples/pc02.yaml", 0o644},
-		{systemd.Files, "webapp.env", "/usr/share/doc/hbd/examples/webapp.env", 0o644},
-		{systemd.Files, "hbd-hooks.rules", "/usr/share/doc/hbd/examples/50-hbd-hooks.rules", 0o644},
+		{systemd.Files, "pc01.yaml", doc + "/examples/pc01.yaml", 0o644},
+		{systemd.Files, "pc02.yaml", doc + "/examples/pc02.yaml", 0o644},
+		{systemd.Files, "webapp.env", doc + "/examples/webapp.env", 0o644},
+		{systemd.Files, "hbd-hooks.rules", doc + "/examples/50-hbd-hooks.rules", 0o644},
 		{debianFiles, "debian/hbd.sysusers", "/usr/lib/sysusers.d/hbd.conf", 0o644},
 		{debianFiles, "debian/hbd.tmpfiles", "/usr/lib/tmpfiles.d/hbd.conf", 0o644},
-		{debianFiles, "debian/lintian-overrides", "/usr/share/lintian/overrides/hbd", 0o644},
 		{debianFiles, "debian/hbd.bash", "/usr/share/bash-completion/completions/hbd", 0o644},
 		{debianFiles, "debian/_hbd", "/usr/share/zsh/vendor-completions/_hbd", 0o644},
 	} {
@@ -301,7 +346,7 @@ func (s Spec) files() ([]file, error) {
 		return nil, err
 	}
 	for _, d := range shipped {
-		if err := add(docs, d, path.Join("/usr/share/doc/hbd", d), 0o644); err != nil {
+		if err := add(docs, d, path.Join(doc, d), 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -324,23 +369,64 @@ func (s Spec) files() ([]file, error) {
 	if err != nil {
 		return nil, err
 	}
-	files = append(files, file{"/usr/share/doc/hbd/copyright", 0o644, cr}, file{"/usr/share/doc/hbd/changelog.Debian.gz", 0o644, cl})
+	files = append(files, file{doc + "/copyright", 0o644, cr}, file{doc + "/changelog.Debian.gz", 0o644, cl})
 	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
 	return files, nil
 }
 
+// overrides is the lintian overrides file of pkg: debian/lintian-overrides
+// is written for hbd; each override names the package and may name a file
+// of its doc dir.
+func overrides(pkg string) []byte {
+	b, _ := debianFiles.ReadFile("debian/lintian-overrides") // embedded: always there
+	var out strings.Builder
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, "hbd: "); ok {
+			l = pkg + ": " + strings.ReplaceAll(rest, "[usr/share/doc/hbd/", "[usr/share/doc/"+pkg+"/")
+		}
+		out.WriteString(l)
+	}
+	return []byte(out.String())
+}
+
+// Relations are the packages' relations to each other (Debian policy
+// 7.6.2, as nginx-light and nginx-full do): they ship the same paths, so
+// each conflicts with and replaces the other, and dpkg removes the one
+// installed when the other is installed, handing over the conffiles; hbd-bgp
+// also provides hbd, so what depends on hbd is content with either. Both
+// sides declare it: dpkg -i of one refuses while the other is installed
+// if only the other names the conflict.
+var Relations = map[string]string{
+	"hbd":     "Conflicts: hbd-bgp\nReplaces: hbd-bgp\n",
+	"hbd-bgp": "Conflicts: hbd\nReplaces: hbd\nProvides: hbd\n",
+}
+
 func (s Spec) control(installedKiB int64) string {
-	return fmt.Sprintf(`Package: hbd
-Version: %s
+	head := "Package: hbd\n"
+	summary := "keeps a virtual IP alive across two hosts"
+	variant := ` This package announces the VIPs on the local segment (ARP/NDP) only;
+ hbd-bgp is the same daemon with an embedded BGP speaker, for routed
+ networks.
+`
+	if s.Variant.BGP {
+		head = "Package: " + s.Variant.Package + "\nSource: hbd\n"
+		summary = "keeps a virtual IP alive across two hosts, with BGP"
+		variant = ` This package is hbd with an embedded BGP speaker (GoBGP): besides the
+ VIPs on the local segment, the master announces VIPs as host routes to
+ upstream routers. It replaces the hbd package, whose binary is smaller
+ (no GoBGP, gRPC or protobuf).
+`
+	}
+	return fmt.Sprintf(`%sVersion: %s
 Architecture: %s
 Maintainer: The hbd project <hbd@example.org>
 Installed-Size: %d
 Depends: %s
 Suggests: redis-server
-Section: net
+%sSection: net
 Priority: optional
 Homepage: https://github.com/hbdproject/hbd
-Description: keeps a virtual IP alive across two hosts
+Description: %s
  hbd is a small daemon in the spirit of keepalived: two hosts exchange
  authenticated heartbeats over UDP and TCP, the master holds a virtual IP
  and announces it with gratuitous ARP / unsolicited neighbour
@@ -348,10 +434,14 @@ Description: keeps a virtual IP alive across two hosts
  when the master, its link or its app fails. Planned handovers drain the
  local app first, so updates need no maintenance window.
  .
+%s .
  The package also carries the demo web app (hbd webapp, sessions in Redis)
  and its unit, and hbd import-keepalived to convert a keepalived.conf.
-`, s.Version, s.Arch, installedKiB, Depends)
+`, head, s.Version, s.Arch, installedKiB, Depends, s.relations(), summary, variant)
 }
+
+// relations are the control fields relating the package to the other one.
+func (s Spec) relations() string { return Relations[s.Variant.Package] }
 
 func (s Spec) date() time.Time {
 	if s.Date.IsZero() {

@@ -1,8 +1,15 @@
-// Command mkdeb builds dist/hbd_<version>_<arch>.deb: it compiles cmd/hbd
-// (static, trimmed) unless given -bin, and packs it with the units, the
-// example configuration and the docs. Run it from the repository root:
+// Command mkdeb builds dist/hbd_<version>_<arch>.deb (L2 only, built with
+// the nobgp tag) and dist/hbd-bgp_<version>_<arch>.deb (with the BGP
+// announcer; it replaces hbd): for each it compiles cmd/hbd (static,
+// trimmed) with the package's build tags unless given -bin, and packs it
+// with the units, the example configuration and the docs. Run it from the
+// repository root:
 //
-//	go run ./internal/packaging/mkdeb [-version 1.2.0] [-revision 1] [-arch amd64] [-out dist]
+//	go run ./internal/packaging/mkdeb [-package hbd|hbd-bgp] [-version 1.2.0] [-revision 1] [-arch amd64] [-out dist]
+//
+// -package builds one of the two; -bin needs -package (the binary must
+// be built with that package's tags: packaging.L2.Tags or
+// packaging.WithBGP.Tags).
 //
 // A -version in git-describe form (v1.2.0, v1.2.0-3-gabcdef0-dirty) is
 // turned into a Debian upstream version (1.2.0, 1.2.0+3+gabcdef0+dirty),
@@ -33,10 +40,25 @@ func run() error {
 	version := flag.String("version", "", "Debian `version` (default: from git describe, or 0.0.0~gitDATE.COMMIT)")
 	arch := flag.String("arch", "amd64", "Debian `architecture` (amd64 or arm64); also GOARCH of the build")
 	out := flag.String("out", "dist", "output `directory`")
-	bin := flag.String("bin", "", "a prebuilt, statically linked hbd `binary` (default: build ./cmd/hbd with CGO_ENABLED=0)")
+	pkg := flag.String("package", "", "build only this `package`: hbd (L2 only) or hbd-bgp (with BGP); default both")
+	bin := flag.String("bin", "", "a prebuilt, statically linked hbd `binary` built with -package's tags (default: build ./cmd/hbd with CGO_ENABLED=0)")
 	docs := flag.String("docs", "docs", "`directory` of the Markdown docs")
 	revision := flag.String("revision", "1", "Debian `revision` of the package")
 	flag.Parse()
+
+	if flag.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", flag.Arg(0))
+	}
+	variants := packaging.Variants
+	if *pkg != "" {
+		v, err := packaging.VariantByName(*pkg)
+		if err != nil {
+			return err
+		}
+		variants = []packaging.Variant{v}
+	} else if *bin != "" {
+		return fmt.Errorf("-bin needs -package: the two packages ship different builds")
+	}
 
 	ctx := context.Background()
 	if *version == "" {
@@ -44,22 +66,25 @@ func run() error {
 	}
 	upstream := packaging.DebianVersion(*version)
 	commit, date := gitCommit(ctx)
-	if *bin == "" {
-		dir, err := os.MkdirTemp("", "hbd-mkdeb-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		*bin = filepath.Join(dir, "hbd")
-		if err := packaging.Compile(ctx, *bin, *arch, upstream, commit, date); err != nil {
-			return err
-		}
-	}
-	deb, err := packaging.Build(ctx, packaging.Spec{Version: upstream + "-" + *revision, Date: date, Arch: *arch, Binary: *bin, DocsDir: *docs, OutDir: *out})
+	dir, err := os.MkdirTemp("", "hbd-mkdeb-")
 	if err != nil {
 		return err
 	}
-	fmt.Println(deb)
+	defer os.RemoveAll(dir)
+	for _, v := range variants {
+		binary := *bin
+		if binary == "" {
+			binary = filepath.Join(dir, v.Package)
+			if err := v.Compile(ctx, binary, *arch, upstream, commit, date); err != nil {
+				return err
+			}
+		}
+		deb, err := packaging.Build(ctx, packaging.Spec{Variant: v, Version: upstream + "-" + *revision, Date: date, Arch: *arch, Binary: binary, DocsDir: *docs, OutDir: *out})
+		if err != nil {
+			return err
+		}
+		fmt.Println(deb)
+	}
 	return nil
 }
 
