@@ -152,3 +152,22 @@ func TestParseCommunity(t *testing.T) {
 		}
 	}
 }
+
+// A build without BGP (Options.NoBGP) refuses a bgp section with its
+// message, on the section's line, and nothing else about it; a config
+// without one is fine.
+func TestNoBGPRefusesTheSection(t *testing.T) {
+	o := opts()
+	o.NoBGP = "no BGP in this build: install hbd-bgp"
+	_, err := parse(t, goodBGP, o)
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 {
+		t.Fatalf("err = %v, want one error", err)
+	}
+	if got, want := errs[0].Error(), "line 6: bgp: no BGP in this build: install hbd-bgp"; got != want {
+		t.Errorf("error %q, want %q", got, want)
+	}
+	if _, err := parse(t, good, o); err != nil {
+		t.Errorf("a config without bgp: %v", err)
+	}
+}
