@@ -83,8 +83,10 @@ soak: setup
 bench-webapp: setup
 	$(GO) run ./webapp/bench
 
+# Two packages (internal/packaging.Variants): hbd (L2 only, built with
+# nobgp) and hbd-bgp (with GoBGP; replaces hbd). PACKAGE=hbd builds one.
 deb:
-	$(GO) run ./internal/packaging/mkdeb -version $(VERSION) -out dist
+	$(GO) run ./internal/packaging/mkdeb -version $(VERSION) -out dist $(if $(PACKAGE),-package $(PACKAGE))
 
 clean:
 	rm -rf bin dist

@@ -153,7 +153,7 @@ node became master, and HBD_PEER and HBD_REASON say which peer and why.
 ## See also
 
 hbd.yaml(5), systemctl(1), journalctl(1), keepalived(8); the guides in
-/usr/share/doc/hbd: [install.md](install.md), [runbooks.md](runbooks.md),
+/usr/share/doc/hbd (the hbd-bgp package's: /usr/share/doc/hbd-bgp): [install.md](install.md), [runbooks.md](runbooks.md),
 [keepalived.md](keepalived.md), [how-it-works.md](how-it-works.md),
 and the configuration reference [config.md](config.md).
 

@@ -46,7 +46,7 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-18s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintf(w, "\nRun 'hbd COMMAND --help' for a command's flags; hbd --version for the version.\nManual: hbd(8), hbd.yaml(5); docs in /usr/share/doc/hbd.\n")
+	fmt.Fprintf(w, "\nRun 'hbd COMMAND --help' for a command's flags; hbd --version for the version.\nManual: hbd(8), hbd.yaml(5); docs in /usr/share/doc/hbd (hbd-bgp: /usr/share/doc/hbd-bgp).\n")
 }
 
 func main() {

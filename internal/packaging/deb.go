@@ -310,6 +310,10 @@ func (s Spec) files() ([]file, error) {
 	files := []file{{"/usr/bin/hbd", 0o755, bin}, {"/usr/share/lintian/overrides/" + pkg, 0o644, overrides(pkg)}}
 	add := func(fsys fs.FS, name, dest string, mode os.FileMode) error {
 		b, err := fromFS(fsys, name)
+		if err == nil && strings.HasSuffix(name, ".service") {
+			// Documentation= points into this package's doc dir.
+			b = bytes.ReplaceAll(b, []byte("file:///usr/share/doc/hbd/"), []byte("file://"+doc+"/"))
+		}
 		if err == nil {
 			files = append(files, file{dest, mode, b})
 		}

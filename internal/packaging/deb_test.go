@@ -276,6 +276,24 @@ func testDebContents(t *testing.T, v Variant) {
 			t.Errorf("%s: %q, want %q", p, got[p], w)
 		}
 	}
+	// The units' Documentation= points at docs this package ships.
+	dir := t.TempDir()
+	run(t, "dpkg-deb", "-x", deb, dir)
+	for _, unit := range []string{"hbd.service", "hbd-webapp.service"} {
+		b, err := os.ReadFile(filepath.Join(dir, "usr/lib/systemd/system", unit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs := regexp.MustCompile(`file://(\S+)`).FindAllStringSubmatch(string(b), -1)
+		if len(refs) == 0 {
+			t.Errorf("%s has no Documentation=file://", unit)
+		}
+		for _, m := range refs {
+			if _, ok := got[m[1]]; !ok || !strings.HasPrefix(m[1], doc+"/") {
+				t.Errorf("%s: Documentation=file://%s is not in %s", unit, m[1], doc)
+			}
+		}
+	}
 	var extra []string
 	for p, mode := range got {
 		if _, ok := want[p]; !ok && !strings.HasPrefix(mode, "d") {
