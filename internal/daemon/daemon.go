@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -555,6 +556,9 @@ func (d *Daemon) runDue(now time.Time) {
 		d.stopChain()
 	}
 	for _, r := range d.mask.due(now) {
+		if !slices.ContainsFunc(d.cfg.Tracks, func(t config.Track) bool { return t.Name == r.Name }) {
+			continue // dropped by a reload meanwhile
+		}
 		d.log.Warn("check still fails after our drain ended", "check", r.Name)
 		d.applyCheck(r)
 	}
