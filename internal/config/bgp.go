@@ -134,7 +134,7 @@ func (v *validator) defaultsBGP(c *Config) {
 	}
 }
 
-func (v *validator) validateBGP(c *Config, l2 map[netip.Addr]int) {
+func (v *validator) validateBGP(c *Config, l2 map[netip.Addr]string) {
 	b := &c.BGP
 	if !b.Enabled() {
 		return
@@ -176,8 +176,8 @@ func (v *validator) validateBGP(c *Config, l2 map[netip.Addr]int) {
 		if j, dup := seen[a]; dup {
 			v.fail(f+".address", "%s is listed twice (also bgp.vips[%d])", a, j)
 		}
-		if j, dup := l2[a]; dup {
-			v.fail(f+".address", "%s is also vips[%d]: a VIP is announced either at L2 or over BGP", a, j)
+		if other, dup := l2[a]; dup {
+			v.fail(f+".address", "%s is also %s: a VIP is announced either at L2 or over BGP", a, other)
 		}
 		if c.Listen.IsValid() && a == c.Listen.Addr() {
 			v.fail(f+".address", "%s is the listen address", a)

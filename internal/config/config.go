@@ -85,6 +85,12 @@ type Config struct {
 	// majority does that; a witness then adds its lease on top). Default:
 	// none (heartbeats alone).
 	Witness Witness `yaml:"witness"`
+	// Groups are VIP groups, each with its own VIPs and its own election
+	// (its own master), all carried by the same heartbeat paths: for
+	// active-active, group web1 prefers one node and group web2 the other.
+	// With groups, vips stays empty and every VIP belongs to a group. At
+	// most 8. Default: none (one election, for vips).
+	Groups []Group `yaml:"groups"`
 	// BGP announces VIPs as host routes to upstream routers, for routed
 	// networks. Default: none (L2 only).
 	BGP BGP `yaml:"bgp"`

@@ -23,6 +23,7 @@ func TestReferenceDoc(t *testing.T) {
 		"notify":         reflect.TypeOf(Notify{}),
 		"drain":          reflect.TypeOf(Drain{}),
 		"witness":        reflect.TypeOf(Witness{}),
+		"groups":         reflect.TypeOf(Group{}),
 		"bgp":            reflect.TypeOf(BGP{}),
 		"bgp.vips":       reflect.TypeOf(BGPVIP{}),
 		"bgp.neighbours": reflect.TypeOf(Neighbour{}),

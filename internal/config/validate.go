@@ -105,6 +105,7 @@ func (v *validator) defaults(c *Config) {
 		m := defaultMetrics
 		c.Metrics = &m
 	}
+	v.defaultsGroups(c)
 }
 
 func setDur(d *Duration, def time.Duration) {
@@ -127,24 +128,14 @@ func (v *validator) validate(c *Config) []byte {
 		v.fail("priority", "%d is out of range 1..255", c.Priority)
 	}
 	v.validateInterface("interface", c.Interface, true)
-	if len(c.VIPs) == 0 && !c.BGP.Enabled() {
-		v.fail("vips", "at least one VIP is required, e.g. [198.51.100.10/24] (or bgp.vips)")
+	if len(c.VIPs) == 0 && len(c.Groups) == 0 && !c.BGP.Enabled() {
+		v.fail("vips", "at least one VIP is required, e.g. [198.51.100.10/24] (or groups, or bgp.vips)")
 	}
-	seenVIP := map[netip.Addr]int{}
+	seenVIP := map[netip.Addr]string{}
 	for i, p := range c.VIPs {
-		f := fmt.Sprintf("vips[%d]", i)
-		a := p.Addr()
-		switch {
-		case a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(), a.IsLinkLocalUnicast():
-			v.fail(f, "%s cannot be a VIP (loopback, multicast, unspecified or link-local)", a)
-		case a.Is4In6():
-			v.fail(f, "%s is an IPv4-mapped IPv6 address; write the IPv4 form", a)
-		}
-		if j, dup := seenVIP[a]; dup {
-			v.fail(f, "%s is listed twice (also vips[%d])", a, j)
-		}
-		seenVIP[a] = i
+		v.checkVIP(fmt.Sprintf("vips[%d]", i), p.Addr(), seenVIP)
 	}
+	v.validateGroups(c, seenVIP)
 	if lt := c.VIPLifetime.D(); lt < time.Second || lt > time.Minute || lt%time.Second != 0 {
 		v.fail("vip_lifetime", "%s: must be whole seconds from 1s to 60s (the kernel counts whole seconds)", lt)
 	}
@@ -206,19 +197,39 @@ func (v *validator) validate(c *Config) []byte {
 	v.validateCommand("notify.backup", c.Notify.Backup)
 	v.validateCommand("notify.fault", c.Notify.Fault)
 	v.validateCommand("notify.any", c.Notify.Any)
-	v.validateURL("drain.url", c.Drain.URL)
-	v.validateURL("drain.inflight_url", c.Drain.InflightURL)
-	v.validateURL("drain.undrain_url", c.Drain.UndrainURL)
-	v.validateCommand("drain.command", c.Drain.Command)
-	if c.Drain.Socket != "" && !filepath.IsAbs(c.Drain.Socket) {
-		v.fail("drain.socket", "%q must be an absolute path", c.Drain.Socket)
-	}
-	if c.Drain.TokenFile != "" && !filepath.IsAbs(c.Drain.TokenFile) {
-		v.fail("drain.token_file", "%q must be an absolute path", c.Drain.TokenFile)
-	}
+	v.validateDrain("drain", &c.Drain)
 	v.validateWitness(c)
 	v.validateBGP(c, seenVIP)
 	return v.validateKey(c)
+}
+
+// checkVIP checks one VIP address written at field, and that no other
+// field (recorded in seen) names it too.
+func (v *validator) checkVIP(field string, a netip.Addr, seen map[netip.Addr]string) {
+	switch {
+	case a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(), a.IsLinkLocalUnicast():
+		v.fail(field, "%s cannot be a VIP (loopback, multicast, unspecified or link-local)", a)
+	case a.Is4In6():
+		v.fail(field, "%s is an IPv4-mapped IPv6 address; write the IPv4 form", a)
+	}
+	if other, dup := seen[a]; dup {
+		v.fail(field, "%s is listed twice (also %s)", a, other)
+		return
+	}
+	seen[a] = field
+}
+
+func (v *validator) validateDrain(f string, d *Drain) {
+	v.validateURL(f+".url", d.URL)
+	v.validateURL(f+".inflight_url", d.InflightURL)
+	v.validateURL(f+".undrain_url", d.UndrainURL)
+	v.validateCommand(f+".command", d.Command)
+	if d.Socket != "" && !filepath.IsAbs(d.Socket) {
+		v.fail(f+".socket", "%q must be an absolute path", d.Socket)
+	}
+	if d.TokenFile != "" && !filepath.IsAbs(d.TokenFile) {
+		v.fail(f+".token_file", "%q must be an absolute path", d.TokenFile)
+	}
 }
 
 func (v *validator) validateWitness(c *Config) {
@@ -399,7 +410,7 @@ func suggest(name string) string {
 func knownFields() []string {
 	var out []string
 	for _, t := range []reflect.Type{reflect.TypeOf(Config{}), reflect.TypeOf(Track{}), reflect.TypeOf(Notify{}), reflect.TypeOf(Drain{}),
-		reflect.TypeOf(Witness{}), reflect.TypeOf(BGP{}), reflect.TypeOf(BGPVIP{}), reflect.TypeOf(Neighbour{})} {
+		reflect.TypeOf(Witness{}), reflect.TypeOf(Group{}), reflect.TypeOf(BGP{}), reflect.TypeOf(BGPVIP{}), reflect.TypeOf(Neighbour{})} {
 		for i := 0; i < t.NumField(); i++ {
 			if tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" {
 				out = append(out, tag)
