@@ -37,6 +37,7 @@ const handoffMetric = 1
 func (m *Manager) Handoff() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.claimed = false
 	// Routes first, addresses second: no packet finds neither.
 	link, err := m.link()
 	if err == nil {

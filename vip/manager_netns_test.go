@@ -195,6 +195,17 @@ func TestRefreshKeepsVIPs(t *testing.T) {
 	if a := f.hostAddrs(t)[vip4.String()]; a.Label != hostIf+":hbd" {
 		t.Errorf("re-added %v has label %q", vip4, a.Label)
 	}
+
+	// Released, the VIPs stay gone: a late Refresh adds nothing.
+	if err := m.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Refresh(); err != nil {
+		t.Fatalf("Refresh after Release: %v", err)
+	}
+	if held := mustHeld(t, m); len(held) != 0 {
+		t.Errorf("Held() after Release then Refresh = %v, want none", held)
+	}
 }
 
 // TestClaimUpdatesClientNeighbours checks that the first announcement, sent

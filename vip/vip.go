@@ -63,9 +63,10 @@ type Manager struct {
 	validLft int // seconds
 	log      *slog.Logger
 
-	mu     sync.Mutex
-	closed bool
-	ann    announcer
+	mu      sync.Mutex
+	closed  bool
+	claimed bool // between Claim and Release or Handoff: Refresh renews only then
+	ann     announcer
 	nl     *netlink.Handle // kept open for the Manager's life (Close keeps it, so Held works after): the master renews its VIPs several times a second
 }
 
@@ -126,6 +127,7 @@ func (m *Manager) Claim() error {
 	if m.closed {
 		return ErrClosed
 	}
+	m.claimed = true // even if this attempt fails: Refresh retries
 	link, err := m.link()
 	if err != nil {
 		return fmt.Errorf("vip: claiming on %s: %w", m.ifname, err)
@@ -141,12 +143,18 @@ func (m *Manager) Claim() error {
 }
 
 // Refresh re-adds every VIP, which renews its lifetime, and puts it back if
-// something removed it (logged as a warning). It does not announce.
+// something removed it (logged as a warning). It does not announce. It
+// does nothing unless the VIPs are claimed (after Claim, before Release or
+// Handoff), so a refresh running beside the caller's release (hbd refreshes
+// off its loop) never brings the VIPs back.
 func (m *Manager) Refresh() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return ErrClosed
+	}
+	if !m.claimed {
+		return nil // released meanwhile: a refresh must never bring the VIPs back
 	}
 	link, err := m.link()
 	if err != nil {
@@ -214,6 +222,7 @@ func (m *Manager) Announce() error {
 func (m *Manager) Release() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.claimed = false
 	removed, err := RemoveStale(m.ifname, m.vips)
 	if len(removed) > 0 {
 		m.log.Info("released VIPs", "vip", removed)

@@ -17,7 +17,7 @@ import (
 // and the BGP VIPs (bgp.vips) with a vip.Manager on the loopback or a
 // dummy interface (the addresses; no ARP there) and the BGP speaker (the
 // routes). The core does not know which is in use. Calls come from the
-// loop only.
+// loop, except RefreshAddrs and Announce, which the VIP keeper makes.
 type announcers struct {
 	l2     *vip.Manager   // nil without L2 VIPs
 	routed *vip.Manager   // nil without bgp
@@ -145,20 +145,30 @@ func (a *announcers) SetBackup(backup bool) error {
 	return a.bgp.SetBackup(backup)
 }
 
-// Refresh renews every address's lifetime and announces the routes
-// again if an earlier update failed.
-func (a *announcers) Refresh() error {
+// RefreshAddrs renews every address's lifetime. The managers lock for
+// themselves, so the VIP keeper calls it off the loop.
+func (a *announcers) RefreshAddrs() error {
 	var errs []error
 	if a.l2 != nil {
 		errs = append(errs, a.l2.Refresh())
 	}
 	if a.routed != nil {
-		errs = append(errs, a.routed.Refresh(), a.bgp.Sync())
+		errs = append(errs, a.routed.Refresh())
 	}
 	return errors.Join(errs...)
 }
 
+// SyncRoutes announces the routes again if an earlier update failed; from
+// the loop.
+func (a *announcers) SyncRoutes() error {
+	if a.bgp == nil {
+		return nil
+	}
+	return a.bgp.Sync()
+}
+
 // Announce sends one L2 announcement round; a route needs no repeating.
+// The manager locks for itself, so the VIP keeper calls it off the loop.
 func (a *announcers) Announce() error {
 	if a.l2 == nil {
 		return nil

@@ -101,8 +101,10 @@ type Daemon struct {
 	ownDrain    bool      // a handover of ours is draining the local app
 	mask        drainMask // check failures our own drain causes, held back
 	lastTCPSend time.Time
-	stopping    bool // the groups are stopping: their byes become one ...
-	byeDue      bool // ... sent once every group has released
+	slowStep    string        // the slowest step of the event in hand ...
+	slowTook    time.Duration // ... and how long it took, for the busy-loop log
+	stopping    bool          // the groups are stopping: their byes become one ...
+	byeDue      bool          // ... sent once every group has released
 
 	rejMu    sync.Mutex
 	rejected map[string]map[string]uint64 // path → reason → count
@@ -305,6 +307,9 @@ func (d *Daemon) run(ctx context.Context) error {
 			}
 		})
 	})
+	for _, g := range d.groups {
+		spawn("VIP keeper", func(ctx context.Context) error { d.keep(ctx, g); return nil })
+	}
 	hooks := d.hooks // a reload replaces d.hooks in the loop and runs the new one itself
 	spawn("notify hooks", func(ctx context.Context) error { hooks.Run(ctx); return nil })
 	if d.leaser != nil {
@@ -503,12 +508,16 @@ func (d *Daemon) loop(ctx context.Context) error {
 	defer stopSignals(hup)
 	wd := sdnotify.NewPinger() // driven by this loop: a hung loop stops the pings
 	for {
+		var began time.Time // when the event's handling began
+		var what string     // the event, for the log when it took long
 		select {
 		case <-ctx.Done():
 			return nil
 		case in := <-d.frames:
+			began, what = time.Now(), "a frame from "+in.f.Node
 			d.onFrame(in)
 		case up := <-d.links:
+			began, what = time.Now(), "a link change"
 			if up {
 				d.log.Info("link up", "interface", d.cfg.Interface)
 			} else {
@@ -518,15 +527,27 @@ func (d *Daemon) loop(ctx context.Context) error {
 				g.act(g.m.SetLink(time.Now(), up))
 			}
 		case fn := <-d.calls:
+			began, what = time.Now(), "a control or check call"
 			fn()
 		case <-hup:
+			began, what = time.Now(), "a reload"
 			d.reload()
 		case <-timer.C:
 			armed = time.Time{} // spent: arm it again below
-			d.runDue(time.Now())
+			began, what = time.Now(), "timers (beats, refresh, expiries)"
+			d.runDue(began)
 		}
 		d.settle()
 		now := time.Now()
+		if busy := now.Sub(began); busy > d.cfg.DeadAfter.D()/3 {
+			// Nothing else runs while the loop handles one event, beats
+			// included: a slow netlink call (the kernel's RTNL lock held
+			// elsewhere) or a starved CPU shows here first.
+			d.metrics.loopBusy.Inc()
+			d.log.Warn("the loop was busy handling one event; no heartbeat went out meanwhile", "event", what, "took", busy.Round(time.Millisecond),
+				"slowest_step", d.slowStep, "step_took", d.slowTook.Round(time.Millisecond))
+		}
+		d.slowStep, d.slowTook = "", 0
 		if _, err := wd.Ping(now); err != nil {
 			d.log.Warn("pinging the systemd watchdog", "err", err)
 		}
@@ -543,7 +564,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 		// has not moved (a frame rarely moves it).
 		next := earliest(d.chainEnd, d.mask.deadline(), wd.Next(now))
 		for _, g := range d.groups {
-			next = earliest(next, g.m.NextDeadline(), g.burst.deadline(), g.handoffEnd)
+			next = earliest(next, g.m.NextDeadline(), g.burst.deadline(), g.handoffEnd, g.keeperDeadline())
 		}
 		if !next.Equal(armed) {
 			armed = next
@@ -559,18 +580,25 @@ func (d *Daemon) runDue(now time.Time) {
 		// A frame another group sent just now carried this one's state
 		// too: settle tells its core, whose beat is then not due.
 		d.settle()
+		g.checkKeeper(now)
 		if !now.Before(g.m.NextDeadline()) {
 			g.act(g.m.Tick(now))
 		}
 		if g.burst.due(now) {
+			began := time.Now()
 			g.announce()
+			d.noteStep("announce", began)
 		}
 		if !g.handoffEnd.IsZero() && !now.Before(g.handoffEnd) {
+			began := time.Now()
 			g.endHandoff()
+			d.noteStep("end of hand-off", began)
 		}
 	}
 	if !d.chainEnd.IsZero() && !now.Before(d.chainEnd) {
+		began := time.Now()
 		d.stopChain()
+		d.noteStep("end of daisy chaining", began)
 	}
 	for _, r := range d.mask.due(now) {
 		if !slices.ContainsFunc(d.cfg.Tracks, func(t config.Track) bool { return t.Name == r.Name }) {
@@ -687,6 +715,14 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool, from *gr
 			d.log.Debug("sending over TCP", "err", err)
 		}
 		d.metrics.sent[heartbeat.PathTCP].Inc()
+	}
+}
+
+// noteStep records how long one step of the event in hand took, when it
+// is the slowest so far.
+func (d *Daemon) noteStep(name string, began time.Time) {
+	if took := time.Since(began); took > d.slowTook {
+		d.slowStep, d.slowTook = name, took
 	}
 }
 

@@ -23,12 +23,13 @@ import (
 // checks, the link and the hooks are the daemon's, shared by every group.
 // Everything here is loop-owned.
 type group struct {
-	d   *Daemon
-	e   config.Election // resolved settings; replaced by a reload
-	log *slog.Logger    // the daemon's, with the group's name
-	m   *election.Machine
-	vip *announcers
-	met groupMetrics
+	d    *Daemon
+	e    config.Election // resolved settings; replaced by a reload
+	log  *slog.Logger    // the daemon's, with the group's name
+	m    *election.Machine
+	vip  *announcers
+	keep *keeper // the VIPs' upkeep, off the loop
+	met  groupMetrics
 
 	burst       burst           // the announcement burst in progress
 	handoffEnd  time.Time       // when to drop the hand-off routes of our last handover
@@ -58,7 +59,7 @@ func (d *Daemon) newGroup(e config.Election) (*group, error) {
 	if e.Name != "" {
 		log = log.With("group", e.Name)
 	}
-	g := &group{d: d, e: e, log: log, missing: map[string]bool{}}
+	g := &group{d: d, e: e, log: log, keep: newKeeper(), missing: map[string]bool{}}
 	var err error
 	if g.vip, err = newAnnouncers(d.cfg, e.VIPs, d.opts.ConfigPath, log); err != nil {
 		return nil, err
@@ -98,6 +99,15 @@ func (g *group) tracks(name string) bool {
 func (g *group) act(acts []election.Action) {
 	d := g.d
 	for _, a := range acts {
+		began := time.Now()
+		g.do(a)
+		d.noteStep(a.Kind.String(), began)
+	}
+}
+
+func (g *group) do(a election.Action) {
+	d := g.d
+	{
 		switch a.Kind {
 		case election.ActClaim:
 			g.claim(a)
@@ -119,8 +129,9 @@ func (g *group) act(acts []election.Action) {
 			}
 			g.met.releases.Inc()
 		case election.ActRefresh:
-			if err := g.vip.Refresh(); err != nil {
-				g.log.Error("refreshing the VIPs", "err", err)
+			g.askRefresh(time.Now())
+			if err := g.vip.SyncRoutes(); err != nil {
+				g.log.Error("announcing the BGP routes again", "err", err)
 			}
 		case election.ActAnnounce:
 			g.log.Info("announcing the VIPs again", "reason", a.Reason)
@@ -129,7 +140,7 @@ func (g *group) act(acts []election.Action) {
 		case election.ActSend:
 			if a.Frame == election.Bye && d.stopping {
 				d.byeDue = true // one bye, once every group has stopped
-				continue
+				return
 			}
 			d.send(a.Frame, a.Target, a.Periodic, g)
 		case election.ActNotify:
@@ -171,15 +182,14 @@ func (g *group) claim(a election.Action) {
 	g.burst.begin(decided, 1) // Claim sent the first round
 }
 
-// announce sends one announcement round, while we are master.
+// announce has the keeper send one announcement round, while we are
+// master.
 func (g *group) announce() {
 	if g.m.State() != election.Master {
 		g.burst.stop()
 		return
 	}
-	if err := g.vip.Announce(); err != nil {
-		g.log.Warn("announcing the VIPs", "err", err)
-	}
+	g.askAnnounce()
 }
 
 func (g *group) transition(a election.Action) {

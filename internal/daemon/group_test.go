@@ -188,3 +188,61 @@ func TestGroupMissingFromPeerIsLogged(t *testing.T) {
 		t.Errorf("the log does not name web2:\n%s", f.logs)
 	}
 }
+
+// A refresh that hangs (netlink waiting for the RTNL lock) does not stop
+// the heartbeats: the master keeps beating while it waits. Stuck for half
+// the VIPs' lifetime, it is a fault: the master releases, so that a
+// healthy peer takes over before the kernel drops the VIPs. When the
+// refresh goes through again, the node recovers.
+func TestStuckRefreshIsAFaultNotAStall(t *testing.T) {
+	f := start(t, baseConfig("DIR")) // vip_lifetime 2s: refreshes every 500ms, stuck after 1s
+	// A ready backup: with none, the degraded rule would keep the VIPs here.
+	f.peer.beatEvery(50*time.Millisecond, func() heartbeat.Frame {
+		return f.peer.frame(election.Heartbeat, election.Backup, 50, election.FlagReady)
+	})
+	f.waitStatus("pc01 master", func(s *control.Status) bool {
+		return s.State == "MASTER" && len(s.Held) == 2 && len(s.Peers) == 1 && s.Peers[0].Ready
+	})
+	release := make(chan struct{})
+	hang := func() error { <-release; return nil }
+	g := f.d.groups[0]
+	g.keep.refreshFn.Store(&hang)
+	hung := time.Now()
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+
+	// Beats go on while the refresh hangs, until it counts as stuck.
+	n0 := len(f.peer.received())
+	st := f.waitStatus("pc01 in FAULT for the stuck refresh", func(s *control.Status) bool { return s.State == "FAULT" })
+	took := time.Since(hung)
+	if !slices.ContainsFunc(st.Faults, func(s string) bool { return strings.Contains(s, keeperCheck) }) {
+		t.Errorf("faults %v, want %s", st.Faults, keeperCheck)
+	}
+	if took < time.Second || took > 3*time.Second {
+		t.Errorf("FAULT %s after the refresh began to hang, want after about 1s (half the 2s lifetime)", took.Round(time.Millisecond))
+	}
+	fs := f.peer.received()[n0:]
+	var gap time.Duration
+	for i := 1; i < len(fs); i++ {
+		gap = max(gap, fs[i].SentAt.Sub(fs[i-1].SentAt))
+	}
+	if len(fs) < 10 || gap > 500*time.Millisecond {
+		t.Errorf("%d frames, longest gap %s while the refresh hung: the loop must keep beating (50ms interval)", len(fs), gap)
+	}
+	if got := held(t); len(got) != 0 {
+		t.Errorf("VIPs %v still held in FAULT", got)
+	}
+	if strings.Contains(f.logs.String(), "stalled") {
+		t.Errorf("a hung refresh counted as a stall of the loop:\n%s", f.logs)
+	}
+
+	// The refresh goes through: the node recovers and claims again.
+	g.keep.refreshFn.Store(nil)
+	close(release)
+	f.waitStatus("pc01 master again", func(s *control.Status) bool { return s.State == "MASTER" && len(s.Held) == 2 })
+}

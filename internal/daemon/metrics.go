@@ -30,6 +30,7 @@ type daemonMetrics struct {
 	leaseHeld   *metrics.Gauge // nil without a witness (the leaser registers it)
 	quorumHave  *metrics.Gauge
 	quorumNeed  *metrics.Gauge
+	loopBusy    *metrics.Counter
 
 	// frames' children, looked up once: they are counted per frame
 	sent, received [3]*metrics.Counter // by heartbeat.Path
@@ -65,6 +66,8 @@ func newMetrics(hookDrops func() float64) *daemonMetrics {
 	m.quorumHave = reg.NewGauge("hbd_quorum_contact_nodes",
 		"Nodes this node is in contact with, itself included (three or more nodes: it may hold the VIP while this is at least hbd_quorum_needed_nodes).")
 	m.quorumNeed = reg.NewGauge("hbd_quorum_needed_nodes", "The majority of the cluster; 0 with one or two nodes, where the rule is off.")
+	m.loopBusy = reg.NewCounter("hbd_loop_busy_total",
+		"Times the daemon's loop spent more than a third of dead_after on one event (no heartbeat goes out meanwhile): a slow netlink call or a starved CPU.")
 	reg.NewCounterFunc("hbd_notify_dropped_total", "Notify hook runs dropped because the queue was full.", hookDrops)
 	m.state = reg.NewGaugeVec("hbd_state", "1 for the node's current election state, 0 for the others (by VIP group, with groups).", "group", "state")
 	frames := reg.NewCounterVec("hbd_frames_total",
