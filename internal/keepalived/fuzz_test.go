@@ -11,7 +11,7 @@ import (
 // panic, and must either produce YAML or list the problems, each on a line
 // of the input.
 func FuzzImport(f *testing.F) {
-	for _, name := range []string{"basic.conf", "fractional.conf", "scripts.conf"} {
+	for _, name := range []string{"basic.conf", "fractional.conf", "scripts.conf", "active-active-pc01.conf"} {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			f.Fatal(err)

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hbdproject/hbd/internal/config"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -24,10 +22,6 @@ func TestGolden(t *testing.T) {
 	if err != nil || len(confs) == 0 {
 		t.Fatalf("no testdata/*.conf: %v", err)
 	}
-	key := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(key, []byte(strings.Repeat("0123456789abcdef", 4)), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, conf := range confs {
 		base := strings.TrimSuffix(conf, ".conf")
 		t.Run(filepath.Base(base), func(t *testing.T) {
@@ -36,8 +30,11 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			node := ""
-			if strings.HasSuffix(base, "basic") {
+			switch {
+			case strings.HasSuffix(base, "basic"), strings.HasSuffix(base, "-pc01"):
 				node = "pc01"
+			case strings.HasSuffix(base, "-pc02"):
+				node = "pc02"
 			}
 			// Bare program names resolve the same on every test machine.
 			res, err := Import(src, Options{File: conf, Node: node, LookPath: func(n string) (string, error) { return "/usr/bin/" + n, nil }})
@@ -51,15 +48,9 @@ func TestGolden(t *testing.T) {
 			golden(t, base+".yaml", res.YAML)
 			golden(t, base+".warnings", warns.Bytes())
 
-			// The output is a valid hbd config (with the key moved to a
-			// temp file).
-			y := bytes.Replace(res.YAML, []byte("auth_key_file: /etc/hbd/key"), []byte("auth_key_file: "+key), 1)
-			pr, err := config.Parse(y, base+".yaml", config.Options{InterfaceMayBeMissing: true,
-				Hostname: func() (string, error) { return "host", nil }})
-			if err != nil {
-				t.Fatalf("imported config does not pass config.Parse: %v\n%s", err, y)
-			}
-			if len(pr.Config.Tracks) == 0 && bytes.Contains(src, []byte("track_")) {
+			// The output is a valid hbd config.
+			c := parseImported(t, res.YAML)
+			if len(c.Tracks) == 0 && bytes.Contains(src, []byte("track_")) {
 				t.Error("tracks were lost")
 			}
 		})
@@ -111,8 +102,7 @@ func TestErrors(t *testing.T) {
 		name, src string
 		want      []string // substrings of the error
 	}{
-		{"two instances", atTop("vrrp_instance VI_2 {\n interface eth1\n}"), []string{":14: vrrp_instance: a second VRRP instance (the first is on line 1)"}},
-		{"sync group", atTop("vrrp_sync_group G {\n group {\n VI_1\n }\n}"), []string{":14: vrrp_sync_group: not supported"}},
+		{"sync group", atTop("vrrp_sync_group G {\n group {\n VI_1\n }\n}"), []string{":14: vrrp_sync_group: not supported: the instances of a sync group move together, and hbd's groups each move on their own; merge the synchronised instances into one vrrp_instance"}},
 		{"lvs", atTop("virtual_server 198.51.100.10 80 {\n delay_loop 6\n}"), []string{":14: virtual_server: LVS load balancing"}},
 		{"include", atTop("include /nonexistent/hbd/other.conf"), []string{":14: include: /nonexistent/hbd/other.conf: no such file"}},
 		{"conditional", inInstance("@high    priority 200"), []string{":12: @high: conditional line: pass --config-id ID"}},
@@ -143,17 +133,24 @@ func TestErrors(t *testing.T) {
 		{"several at once", atTop("vrrp_sync_group G {\n}\nvirtual_server 198.51.100.10 80 {\n}"), []string{":14: vrrp_sync_group", ":16: virtual_server"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Import([]byte(tc.src), Options{File: "keepalived.conf"})
-			var ps Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("err = %v, want Problems\n%s", err, tc.src)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error\n%v\ndoes not contain %q\ninput:\n%s", err, w, tc.src)
-				}
-			}
+			wantProblems(t, tc.src, Options{File: "keepalived.conf"}, tc.want)
 		})
+	}
+}
+
+// wantProblems imports src and checks that it fails with Problems whose
+// text contains each of want.
+func wantProblems(t *testing.T, src string, opts Options, want []string) {
+	t.Helper()
+	_, err := Import([]byte(src), opts)
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("err = %v, want Problems\n%s", err, src)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error\n%v\ndoes not contain %q\ninput:\n%s", err, w, src)
+		}
 	}
 }
 
@@ -370,15 +367,7 @@ func hasWarning(res *Result, s string) bool {
 // moved to a temp file, the interface allowed to be missing).
 func checkValid(t *testing.T, y []byte) {
 	t.Helper()
-	key := filepath.Join(t.TempDir(), "key")
-	if err := os.WriteFile(key, []byte(strings.Repeat("0123456789abcdef", 4)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	y = bytes.Replace(y, []byte("auth_key_file: /etc/hbd/key"), []byte("auth_key_file: "+key), 1)
-	if _, err := config.Parse(y, "imported.yaml", config.Options{InterfaceMayBeMissing: true,
-		Hostname: func() (string, error) { return "host", nil }}); err != nil {
-		t.Errorf("the imported config does not pass hbd check: %v\n%s", err, y)
-	}
+	parseImported(t, y)
 }
 
 // TestSamples runs the importer on keepalived's own samples (the files of
