@@ -227,8 +227,9 @@ func TestDeadAfter(t *testing.T) {
 	}
 }
 
-// TestDocExample keeps the worked example in docs/keepalived.md true: its
-// keepalived.conf, imported, gives exactly the YAML and messages shown.
+// TestDocExample keeps the worked examples in docs/keepalived.md true
+// (one instance, and two as groups): each keepalived.conf, imported, gives
+// exactly the YAML and messages shown, and passes hbd check.
 func TestDocExample(t *testing.T) {
 	b, err := os.ReadFile("../../docs/keepalived.md")
 	if err != nil {
@@ -249,22 +250,28 @@ func TestDocExample(t *testing.T) {
 		end := strings.Index(doc[start:], "```")
 		return doc[start : start+end]
 	}
-	conf := block("Example: this keepalived.conf", "```")
-	msgs := block("becomes, with these notes and warnings", "```text")
-	yml := block("becomes, with these notes and warnings", "```yaml")
-	res, err := Import([]byte(conf), Options{File: "-", Node: "pc01"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(res.YAML) != yml {
-		t.Errorf("docs/keepalived.md shows\n%s\nbut the import gives\n%s", yml, res.YAML)
-	}
-	var got strings.Builder
-	for _, w := range res.Warnings {
-		got.WriteString(w.String() + "\n")
-	}
-	if got.String() != msgs {
-		t.Errorf("docs/keepalived.md shows messages\n%s\nbut the import gives\n%s", msgs, got.String())
+	for _, ex := range []struct{ conf, result string }{
+		{"Example: this keepalived.conf", "becomes, with these notes and warnings"},
+		{"Example with two instances", "becomes, with these notes on standard error"},
+	} {
+		conf := block(ex.conf, "```")
+		msgs := block(ex.result, "```text")
+		yml := block(ex.result, "```yaml")
+		res, err := Import([]byte(conf), Options{File: "-", Node: "pc01"})
+		if err != nil {
+			t.Fatalf("%s: %v", ex.conf, err)
+		}
+		if string(res.YAML) != yml {
+			t.Errorf("docs/keepalived.md shows\n%s\nbut the import gives\n%s", yml, res.YAML)
+		}
+		var got strings.Builder
+		for _, w := range res.Warnings {
+			got.WriteString(w.String() + "\n")
+		}
+		if got.String() != msgs {
+			t.Errorf("docs/keepalived.md shows messages\n%s\nbut the import gives\n%s", msgs, got.String())
+		}
+		parseImported(t, res.YAML)
 	}
 }
 
