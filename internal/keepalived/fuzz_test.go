@@ -8,8 +8,8 @@ import (
 )
 
 // FuzzImport feeds arbitrary text to the keepalived importer: it must never
-// panic, and must either produce YAML or list the problems, each on a line
-// of the input.
+// panic, and must either produce YAML that passes hbd check or list the
+// problems.
 func FuzzImport(f *testing.F) {
 	for _, name := range []string{"basic.conf", "fractional.conf", "scripts.conf", "active-active-pc01.conf"} {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
@@ -33,5 +33,6 @@ func FuzzImport(f *testing.F) {
 		if res == nil || len(res.YAML) == 0 {
 			t.Fatalf("no error and no YAML: %+v", res)
 		}
+		parseImported(t, res.YAML)
 	})
 }

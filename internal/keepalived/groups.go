@@ -126,7 +126,8 @@ func (im *importer) mergeNotify() {
 		for _, in := range im.insts {
 			i := slices.IndexFunc(in.notify, func(n notifyCmd) bool { return n.field == field })
 			if i < 0 {
-				if missing == nil {
+				// Given but not mapped is an error already.
+				if !in.notifyGiven[notifyKeyword[field]] && missing == nil {
 					missing = in
 				}
 				continue
@@ -154,6 +155,9 @@ func (im *importer) mergeNotify() {
 		}
 	}
 }
+
+// notifyKeyword is the keepalived keyword of each notify field.
+var notifyKeyword = map[string]string{"master": "notify_master", "backup": "notify_backup", "fault": "notify_fault", "any": "notify"}
 
 // lines is "line 10" for one statement, "lines 10 and 31" or "lines 10,
 // 31 and 52" for several in the imported file; statements in included

@@ -2,6 +2,7 @@ package keepalived
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -244,5 +245,16 @@ func TestGroupSettings(t *testing.T) {
 	_, err = Import([]byte(src), Options{File: "k.conf", Listen: "198.51.100.13"})
 	if err == nil || !strings.Contains(err.Error(), "k.conf:14: vrrp_instance: this host's address is 198.51.100.13 here, but 198.51.100.11 in vrrp_instance VI_1 (line 1)") {
 		t.Errorf("--listen differing from VI_1's unicast_src_ip: %v", err)
+	}
+}
+
+// TestGroupNoCascade: a notify command that cannot be mapped in one
+// instance is one error, not also "the other instance has none".
+func TestGroupNoCascade(t *testing.T) {
+	src := twoWith("    notify_master /usr/bin/vip-up", "    notify_master \"/usr/bin/vip-up | /usr/bin/logger\"", "")
+	_, err := Import([]byte(src), Options{File: "k.conf"})
+	var ps Problems
+	if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(ps[0].Error(), "k.conf:25: notify_master: command") {
+		t.Errorf("want one error, on line 25, got %v", err)
 	}
 }

@@ -122,6 +122,7 @@ type instance struct {
 	tracked     map[string]bool // what it tracks: "script NAME" or "interface NAME"
 	tracks      []string        // the names of the top-level tracks that count in its group
 	notify      []notifyCmd
+	notifyGiven map[string]bool // the notify keywords it has, mapped or not
 }
 
 type valueFrom struct {
@@ -256,7 +257,7 @@ func (im *importer) top(stmts []*stmt) {
 	}
 	taken := map[string]bool{}
 	for _, s := range insts {
-		in := &instance{from: s, name: s.args()[0], tracked: map[string]bool{}}
+		in := &instance{from: s, name: s.args()[0], tracked: map[string]bool{}, notifyGiven: map[string]bool{}}
 		in.group = groupName(in.name, taken)
 		taken[in.group] = true
 		if len(insts) > 1 && in.group != in.name {

@@ -129,6 +129,7 @@ func (im *importer) virtualAddresses(in *instance, s *stmt) {
 }
 
 func (im *importer) notifyCmd(in *instance, s *stmt) {
+	in.notifyGiven[s.keyword()] = true
 	if len(s.args()) == 0 {
 		im.fail(s, "want a command")
 		return
@@ -137,7 +138,12 @@ func (im *importer) notifyCmd(in *instance, s *stmt) {
 	if !ok {
 		return
 	}
-	field := map[string]string{"notify_master": "master", "notify_backup": "backup", "notify_fault": "fault", "notify": "any"}[s.keyword()]
+	var field string
+	for f, k := range notifyKeyword {
+		if k == s.keyword() {
+			field = f
+		}
+	}
 	for _, n := range in.notify {
 		if n.field == field {
 			im.fail(s, "given twice (also line %d)", n.from.line)
