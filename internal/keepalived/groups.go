@@ -51,9 +51,9 @@ func (im *importer) agree() {
 	}
 	for i, in := range im.insts {
 		for _, prev := range im.insts[:i] {
-			if a, b := word(prev.vrid), word(in.vrid); a != "" && a == b {
-				im.fail(in.vrid, "%s is also the virtual_router_id of %s: it becomes the group's id, which hbd needs unique among the groups; if the two instances carry the IPv4 and IPv6 addresses of one service, merge them into one vrrp_instance, else give one another id",
-					b, im.ref(prev))
+			if prev.id != 0 && prev.id == in.id {
+				im.fail(in.vrid, "%d is also the virtual_router_id of %s: it becomes the group's id, which hbd needs unique among the groups; if the two instances carry the IPv4 and IPv6 addresses of one service, merge them into one vrrp_instance, else give one another id",
+					in.id, im.ref(prev))
 			}
 		}
 		for _, v := range in.vips {

@@ -51,7 +51,7 @@ func TestGroupErrors(t *testing.T) {
 			[]string{":18: unicast_src_ip: this host's address is 198.51.100.13 here, but 198.51.100.11 in vrrp_instance VI_1 (line 1): hbd runs one set of heartbeat paths, on one interface, for every group, listening on one address; give every vrrp_instance the same unicast_src_ip"}},
 		{"unicast_peer", twoWith("", "", "", "        198.51.100.12\n", "        198.51.100.12\n        198.51.100.13\n"),
 			[]string{":19: unicast_peer: the peers are 198.51.100.12, 198.51.100.13 here, but 198.51.100.12 in vrrp_instance VI_1 (line 1): hbd runs one set of heartbeat paths, on one interface, for every group, each frame carrying every group to every peer"}},
-		{"same virtual_router_id", twoWith("", "", "", "virtual_router_id 52", "virtual_router_id 51"),
+		{"same virtual_router_id", twoWith("", "", "", "virtual_router_id 52", "virtual_router_id 051"),
 			[]string{":16: virtual_router_id: 51 is also the virtual_router_id of vrrp_instance VI_1 (line 1): it becomes the group's id, which hbd needs unique among the groups; if the two instances carry the IPv4 and IPv6 addresses of one service, merge them"}},
 		{"virtual_router_id over 255", twoWith("", "", "", "virtual_router_id 52", "virtual_router_id 300"),
 			[]string{":16: virtual_router_id: \"300\" is not a number from 1 to 255: it becomes the id of group VI_2"}},
@@ -256,5 +256,41 @@ func TestGroupNoCascade(t *testing.T) {
 	var ps Problems
 	if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(ps[0].Error(), "k.conf:25: notify_master: command") {
 		t.Errorf("want one error, on line 25, got %v", err)
+	}
+}
+
+// TestGroupTrackNames: a track name that is not a plain YAML word in a
+// [ ] list is quoted there, and still names its track.
+func TestGroupTrackNames(t *testing.T) {
+	src := twoWith("    track_script {\n        chk,1\n    }", "    track_script {\n        chk,1\n    }", "vrrp_script chk,1 {\n    script /usr/bin/true\n    weight -5\n}")
+	res, err := Import([]byte(src), Options{File: "k.conf"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	for _, e := range parseImported(t, res.YAML).Elections() {
+		if len(e.Tracks) != 1 || e.Tracks[0].Name != "chk,1" {
+			t.Errorf("group %s counts %v, want the track chk,1\n%s", e.Name, e.Tracks, res.YAML)
+		}
+	}
+}
+
+// TestDecimalIDs: keepalived reads virtual_router_id 051 as 51; written
+// as is, YAML would read it as octal (41).
+func TestDecimalIDs(t *testing.T) {
+	one := strings.Replace(strings.Replace(good, "%s", "", 2), "virtual_router_id 51", "virtual_router_id 051", 1)
+	res, err := Import([]byte(one), Options{File: "k.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := parseImported(t, res.YAML); c.ClusterID != 51 {
+		t.Errorf("one instance: cluster_id %d, want 51\n%s", c.ClusterID, res.YAML)
+	}
+	res, err = Import([]byte(twoWith("", "", "", "virtual_router_id 52", "virtual_router_id 052")), Options{File: "k.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := parseImported(t, res.YAML)
+	if e := c.Elections(); c.ClusterID != 51 || e[0].ID != 51 || e[1].ID != 52 {
+		t.Errorf("two instances: cluster_id %d, ids %d and %d; want 51, 51 and 52\n%s", c.ClusterID, e[0].ID, e[1].ID, res.YAML)
 	}
 }

@@ -104,6 +104,7 @@ type instance struct {
 	state       *stmt
 	iface       *stmt
 	vrid        *stmt
+	id          uint64 // virtual_router_id, read in decimal as keepalived does
 	priority    int
 	prioStmt    *stmt
 	advert      time.Duration
@@ -325,6 +326,7 @@ func (im *importer) instance(in *instance) {
 		case "virtual_router_id":
 			if im.one(s) {
 				n, err := strconv.ParseUint(s.args()[0], 10, 32)
+				in.id = n
 				switch {
 				case err != nil || n == 0:
 					im.fail(s, "%q is not a number from 1 to 255", s.args()[0])

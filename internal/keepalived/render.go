@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"path/filepath"
@@ -136,16 +137,11 @@ func (im *importer) render() []byte {
 		o.comment("", "node: defaults to the host name; it must differ between the nodes (--node)")
 	}
 	if multi {
-		low := first
-		for _, in := range im.insts {
-			if n, _ := strconv.ParseUint(word(in.vrid), 10, 32); n < must64(strconv.ParseUint(word(low.vrid), 10, 32)) {
-				low = in
-			}
-		}
-		o.add("cluster_id: "+word(low.vrid), fmt.Sprintf("the lowest virtual_router_id (%s); each group has its own id below", im.lineRef(low.vrid.file, low.vrid.line)))
+		low := slices.MinFunc(im.insts, func(a, b *instance) int { return cmp.Compare(a.id, b.id) })
+		o.add(fmt.Sprintf("cluster_id: %d", low.id), fmt.Sprintf("the lowest virtual_router_id (%s); each group has its own id below", im.lineRef(low.vrid.file, low.vrid.line)))
 		o.add("interface: "+str(word(first.iface)), im.each(func(in *instance) *stmt { return in.iface }))
 	} else {
-		o.add(fmt.Sprintf("cluster_id: %s", first.vrid.args()[0]), im.line(first.vrid))
+		o.add(fmt.Sprintf("cluster_id: %d", first.id), im.line(first.vrid))
 		o.add(fmt.Sprintf("priority: %d", first.priority), im.prioComment(first))
 		o.add("interface: "+str(first.iface.args()[0]), im.line(first.iface))
 		im.renderVIPs(&o, "", first)
@@ -180,7 +176,7 @@ func (im *importer) render() []byte {
 		o.add("interval: "+dur(first.advert), im.line(first.advertStmt))
 	}
 	if multi {
-		low := slices.MinFunc(im.insts, func(a, b *instance) int { return a.priority - b.priority })
+		low := slices.MinFunc(im.insts, func(a, b *instance) int { return cmp.Compare(a.priority, b.priority) })
 		o.add("dead_after: "+dur(deadAfter(first.advert, low.priority)), fmt.Sprintf("3 × advert_int + (256 − %d)/256 × advert_int, like VRRP's master-down interval at the lowest priority", low.priority))
 	} else {
 		o.add("dead_after: "+dur(deadAfter(first.advert, first.priority)), fmt.Sprintf("3 × advert_int + (256 − %d)/256 × advert_int, like VRRP's master-down interval", first.priority))
@@ -191,30 +187,7 @@ func (im *importer) render() []byte {
 	}
 	o.add("auth_key_file: "+str(im.opts.KeyFile), keyComment(im))
 	if multi {
-		o.blank()
-		o.add("groups:", "")
-		for _, in := range im.insts {
-			o.add("  - name: "+str(in.group), im.ref(in))
-			o.add("    id: "+word(in.vrid), im.line(in.vrid))
-			o.add(fmt.Sprintf("    priority: %d", in.priority), im.prioComment(in))
-			im.renderVIPs(&o, "    ", in)
-			im.renderPreempt(&o, "    ", in)
-			if len(im.tracks) > 0 {
-				names := make([]string, len(in.tracks))
-				for i, t := range in.tracks {
-					names[i] = str(t)
-				}
-				c := "no track_script or track_interface: no track counts"
-				if len(in.trackFrom) > 0 {
-					var kws []string
-					for _, s := range in.trackFrom {
-						kws = append(kws, fmt.Sprintf("%s (%s)", s.keyword(), im.lineRef(s.file, s.line)))
-					}
-					c = strings.Join(kws, ", ")
-				}
-				o.add("    tracks: ["+strings.Join(names, ", ")+"]", c)
-			}
-		}
+		im.renderGroups(&o)
 	} else {
 		im.renderPreempt(&o, "", first)
 	}
@@ -260,7 +233,37 @@ func (im *importer) render() []byte {
 	return o.bytes()
 }
 
-func must64(n uint64, _ error) uint64 { return n }
+// renderGroups writes the groups section: one group per instance.
+func (im *importer) renderGroups(o *out) {
+	o.blank()
+	o.add("groups:", "")
+	for _, in := range im.insts {
+		o.add("  - name: "+str(in.group), im.ref(in))
+		o.add(fmt.Sprintf("    id: %d", in.id), im.line(in.vrid))
+		o.add(fmt.Sprintf("    priority: %d", in.priority), im.prioComment(in))
+		im.renderVIPs(o, "    ", in)
+		im.renderPreempt(o, "    ", in)
+		if len(im.tracks) == 0 {
+			continue // omitted: every track, and there is none
+		}
+		names := make([]string, len(in.tracks))
+		for i, t := range in.tracks {
+			names[i] = str(t)
+			if strings.Contains(names[i], ",") { // a plain scalar ends at a comma in [ ]
+				names[i] = strconv.Quote(t)
+			}
+		}
+		c := "no track_script or track_interface: no track counts"
+		if len(in.trackFrom) > 0 {
+			var kws []string
+			for _, s := range in.trackFrom {
+				kws = append(kws, fmt.Sprintf("%s (%s)", s.keyword(), im.lineRef(s.file, s.line)))
+			}
+			c = strings.Join(kws, ", ")
+		}
+		o.add("    tracks: ["+strings.Join(names, ", ")+"]", c)
+	}
+}
 
 func (im *importer) prioComment(in *instance) string {
 	if in.prioStmt != nil {
