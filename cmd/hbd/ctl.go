@@ -115,8 +115,17 @@ func printStatus(w io.Writer, s *control.Status) {
 		sort.Strings(ps)
 		prio += fmt.Sprintf(" = %d configured %s", s.Priority, strings.Join(ps, " "))
 	}
-	fmt.Fprintf(w, "%s; ready %v; link %s %s\n", prio, s.Ready, s.Interface, map[bool]string{true: "up", false: "DOWN"}[s.LinkUp])
+	link := fmt.Sprintf("link %s %s", s.Interface, map[bool]string{true: "up", false: "DOWN"}[s.LinkUp])
+	if len(s.Groups) > 0 {
+		// Priority, faults and transitions are each group's: see the table.
+		fmt.Fprintf(w, "%d VIP groups; %s\n", len(s.Groups), link)
+		prio = ""
+	} else {
+		fmt.Fprintf(w, "%s; ready %v; %s\n", prio, s.Ready, link)
+	}
 	switch {
+	case prio == "" && len(s.Faults) > 0:
+		fmt.Fprintf(w, "failing: %s\n", strings.Join(s.Faults, "; "))
 	case len(s.Faults) > 0 && s.Degraded && s.State == "MASTER":
 		fmt.Fprintf(w, "DEGRADED (holding the VIP: no healthy node can): %s\n", strings.Join(s.Faults, "; "))
 	case len(s.Faults) > 0:
@@ -127,7 +136,9 @@ func printStatus(w io.Writer, s *control.Status) {
 		held = strings.Join(s.Held, " ")
 	}
 	fmt.Fprintf(w, "VIPs %s; held here: %s\n", strings.Join(s.VIPs, " "), held)
-	fmt.Fprintf(w, "last transition %s ago: %s\n", time.Since(s.LastTransition).Round(time.Millisecond), s.LastReason)
+	if prio != "" {
+		fmt.Fprintf(w, "last transition %s ago: %s\n", time.Since(s.LastTransition).Round(time.Millisecond), s.LastReason)
+	}
 	if w := s.Witness; w != nil {
 		lease := "not held"
 		if w.LeaseLeft > 0 {
@@ -149,11 +160,14 @@ func printStatus(w io.Writer, s *control.Status) {
 		}
 		fmt.Fprintf(out, "bgp: announcing %s; neighbours %s\n", b.Announced, strings.Join(ns, ", "))
 	}
-	if s.HoldDownLeft > 0 {
+	if s.HoldDownLeft > 0 && prio != "" {
 		fmt.Fprintf(w, "held down (no preemption) for %s more\n", time.Duration(s.HoldDownLeft).Round(time.Millisecond))
 	}
-	if s.YieldingTo != "" {
+	if s.YieldingTo != "" && prio != "" {
 		fmt.Fprintf(w, "handing over to %s\n", s.YieldingTo)
+	}
+	if len(s.Groups) > 0 {
+		printGroups(w, s.Groups)
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nPEER\tADDRESS\tSTATE\tALIVE\tPRIO\tEPOCH\tREADY\tUDP AGE\tTCP AGE\tRTT\tLOST")
@@ -189,6 +203,38 @@ func printStatus(w io.Writer, s *control.Status) {
 	}
 }
 
+// printGroups prints one line per VIP group, then each peer's state in
+// each group.
+func printGroups(w io.Writer, groups []control.Group) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nGROUP\tID\tSTATE\tPRIO\tEPOCH\tREADY\tVIPS\tHELD HERE\tLAST TRANSITION")
+	var peers []string
+	for _, g := range groups {
+		held := "none"
+		if len(g.Held) > 0 {
+			held = strings.Join(g.Held, " ")
+		}
+		state := g.State
+		if g.YieldingTo != "" {
+			state += " (handing over to " + g.YieldingTo + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%v\t%s\t%s\t%s ago: %s\n", g.Name, g.ID, state, g.EffectivePriority, g.Epoch, g.Ready,
+			strings.Join(g.VIPs, " "), held, time.Since(g.LastTransition).Round(time.Millisecond), g.LastReason)
+		for _, p := range g.Peers {
+			peers = append(peers, fmt.Sprintf("%s\t%s\t%s\t%d\t%d\t%v", g.Name, p.Node, p.State, p.Priority, p.Epoch, p.Ready))
+		}
+	}
+	tw.Flush()
+	if len(peers) > 0 {
+		tw = tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nGROUP\tPEER\tSTATE\tPRIO\tEPOCH\tREADY")
+		for _, l := range peers {
+			fmt.Fprintln(tw, l)
+		}
+		tw.Flush()
+	}
+}
+
 func age(a control.Age) string {
 	if a < 0 {
 		return "never"
@@ -207,8 +253,9 @@ func printSteps(w io.Writer, steps []control.Step) {
 }
 
 func runHandover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfg, sock := clientFlags("handover", "Usage: hbd handover [--to NODE] [--timeout D] [-c FILE | -s SOCKET]\n\nOn the master: checks that the standby is ready, drains the local app,\nreleases the VIP with a signed \"released\" frame, and waits for the standby\nto claim. Prints each step with its duration; exits 1 if the handover did\nnot complete (the old master then stays, or becomes again, master).\n")
+	fs, cfg, sock := clientFlags("handover", "Usage: hbd handover [--group NAME] [--to NODE] [--timeout D] [-c FILE | -s SOCKET]\n\nOn the master: checks that the standby is ready, drains the local app,\nreleases the VIP with a signed \"released\" frame, and waits for the standby\nto claim. Prints each step with its duration; exits 1 if the handover did\nnot complete (the old master then stays, or becomes again, master).\nWith VIP groups, --group moves one group; without it, every group this\nnode is master of moves, after one drain.\n")
 	to := fs.String("to", "", "`node` to hand the VIP to (default: the best ready standby)")
+	group := fs.String("group", "", "VIP `group` to move (default: every group this node is master of)")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the whole handover, drain included")
 	pos, err := parse(fs, args, stdout)
 	if err != nil {
@@ -223,7 +270,7 @@ func runHandover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	cctx, cancel := context.WithTimeout(ctx, *timeout+5*time.Second)
 	defer cancel()
-	resp, err := control.Call(cctx, path, control.Request{Cmd: control.CmdHandover, To: *to, Timeout: control.Duration(*timeout)})
+	resp, err := control.Call(cctx, path, control.Request{Cmd: control.CmdHandover, To: *to, Group: *group, Timeout: control.Duration(*timeout)})
 	if err != nil {
 		return err
 	}

@@ -866,6 +866,18 @@ func (m *Machine) sendDue(now time.Time) {
 
 func (m *Machine) emit(a Action) { m.out = append(m.out, a) }
 
+// Sent tells the machine that a frame carrying its Advert left at now on
+// another election's behalf (VIP groups: one frame carries every group's
+// state). It is a Tick whose beat that frame was: the next periodic beat
+// comes one interval after it, and the machine still sees time pass
+// (expiries, its own stalls) as on any Tick.
+func (m *Machine) Sent(now time.Time) []Action {
+	if next := now.Add(m.cfg.Interval); next.After(m.nextSend) {
+		m.nextSend = next
+	}
+	return m.Tick(now)
+}
+
 // flush returns the pending actions, merging duplicate heartbeat sends.
 // The slice is the Machine's own: it is valid until the next call into it.
 func (m *Machine) flush(now time.Time) []Action {

@@ -548,3 +548,61 @@ func TestHandoverCompletesByTheTargetsEpoch(t *testing.T) {
 		t.Fatalf("a still hands over to %q after b claimed (and handed on to c); %s", y, n.states())
 	}
 }
+
+// Sent: a frame sent on behalf of another election (another VIP group of
+// the same node) carries this one's advert too, so its own periodic beat
+// moves to one interval after that frame; it never comes sooner. And Sent
+// is a Tick: a machine whose beats all ride on another group's frames
+// still sees its peers expire.
+func TestSentMovesThePeriodicBeat(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := New(cfgFor("A", 100, 1), t0)
+	m.Tick(t0)
+	next := m.NextDeadline()
+	if d := next.Sub(t0); d <= 0 || d > simInterval {
+		t.Fatalf("next deadline %s after the first tick, want within one interval", d)
+	}
+	for _, a := range m.Sent(next.Add(-time.Millisecond)) {
+		if a.Kind == ActSend && a.Periodic {
+			t.Errorf("Sent emitted a periodic beat: %v", a)
+		}
+	}
+	if got := m.NextDeadline(); !got.Equal(next.Add(-time.Millisecond + simInterval)) {
+		t.Errorf("after Sent the beat is due %s after the old deadline, want one interval after the frame", got.Sub(next))
+	}
+	before := m.NextDeadline()
+	m.Sent(t0) // an older frame never brings the beat forward
+	if !m.NextDeadline().Equal(before) {
+		t.Errorf("Sent with an older time moved the deadline from %s to %s", before, m.NextDeadline())
+	}
+}
+
+// A group whose every beat rides on the other group's frames: fed only
+// Sent after its peer falls silent, it still claims after dead_after, and
+// never takes the silence between calls for a stall of its own.
+func TestSentOnlyStillClaims(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := New(cfgFor("A", 100, 1), t0)
+	h := Heard{Node: "B", Kind: Heartbeat, Advert: Advert{State: Master, Priority: 150, Epoch: 1, Flags: FlagReady}}
+	now := t0
+	for ; now.Before(t0.Add(time.Second)); now = now.Add(simInterval) {
+		m.Receive(now, h)
+		m.Sent(now)
+	}
+	if m.State() != Backup {
+		t.Fatalf("state %s under B, want BACKUP", m.State())
+	}
+	silent := now
+	for ; now.Before(silent.Add(simDeadAfter + 10*simInterval)); now = now.Add(simInterval) {
+		m.Sent(now)
+		if m.State() == Master {
+			break
+		}
+	}
+	if m.State() != Master {
+		t.Fatalf("state %s %s after B fell silent, fed only Sent; want MASTER", m.State(), now.Sub(silent))
+	}
+	if d := now.Sub(silent); d > simDeadAfter+2*simInterval {
+		t.Errorf("claimed %s after the silence began, want within dead_after (%s) and an interval or two", d, simDeadAfter)
+	}
+}

@@ -30,6 +30,7 @@ const (
 type Request struct {
 	Cmd     string   `json:"cmd"`
 	To      string   `json:"to,omitempty"`      // handover: target node, empty for the best ready standby
+	Group   string   `json:"group,omitempty"`   // handover: the VIP group to move, empty for every group this node is master of
 	Timeout Duration `json:"timeout,omitempty"` // handover: bound on the whole handover
 	On      bool     `json:"on,omitempty"`      // maintenance: on or off
 	Force   bool     `json:"force,omitempty"`   // maintenance on: even when no standby can take over
@@ -78,9 +79,44 @@ type Status struct {
 	Witness           *Witness       `json:"witness,omitempty"`
 	Quorum            *Quorum        `json:"quorum,omitempty"` // three or more nodes only
 	BGP               *BGP           `json:"bgp,omitempty"`    // with a bgp section
+	// Groups are the VIP groups, in the config's order, with a config that
+	// has groups. The node's own fields above then sum them up: State is
+	// the best group's (MASTER while it holds any), VIPs and Held cover
+	// every group, Epoch is the highest.
+	Groups []Group `json:"groups,omitempty"`
 	// Rejected counts refused frames by path ("udp", "tcp") and reason
 	// ("bad_tag", "replay", "duplicate", ...).
 	Rejected map[string]map[string]uint64 `json:"rejected"`
+}
+
+// Group is one VIP group's election.
+type Group struct {
+	Name              string         `json:"name"`
+	ID                int            `json:"id"`
+	State             string         `json:"state"`
+	Epoch             uint64         `json:"epoch"`
+	Priority          int            `json:"priority"`
+	EffectivePriority int            `json:"effective_priority"`
+	Penalties         map[string]int `json:"penalties,omitempty"`
+	Faults            []string       `json:"faults,omitempty"`
+	Degraded          bool           `json:"degraded,omitempty"`
+	Ready             bool           `json:"ready"`
+	VIPs              []string       `json:"vips"`
+	Held              []string       `json:"held"`
+	LastTransition    time.Time      `json:"last_transition"`
+	LastReason        string         `json:"last_reason"`
+	YieldingTo        string         `json:"yielding_to,omitempty"`
+	HoldDownLeft      Duration       `json:"hold_down_left"`
+	Peers             []GroupPeer    `json:"peers"`
+}
+
+// GroupPeer is a peer's state in one group, as its last frame said.
+type GroupPeer struct {
+	Node     string `json:"node"`
+	State    string `json:"state"`
+	Priority int    `json:"priority"`
+	Epoch    uint64 `json:"epoch"`
+	Ready    bool   `json:"ready"`
 }
 
 // BGP is the BGP announcer's state.

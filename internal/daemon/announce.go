@@ -26,12 +26,14 @@ type announcers struct {
 	routes []netip.Prefix // the BGP VIPs
 }
 
-func newAnnouncers(cfg *config.Config, configPath string, log *slog.Logger) (*announcers, error) {
+// newAnnouncers makes the announcers of one election: its L2 VIPs, and the
+// BGP VIPs of a config with bgp (which has no groups: one election).
+func newAnnouncers(cfg *config.Config, l2 []netip.Prefix, configPath string, log *slog.Logger) (*announcers, error) {
 	a := &announcers{}
 	var err error
 	opts := vip.Options{Lifetime: cfg.VIPLifetime.D(), Logger: log}
-	if len(cfg.VIPs) > 0 {
-		if a.l2, err = vip.New(cfg.Interface, vipPrefixes(cfg), opts); err != nil {
+	if len(l2) > 0 {
+		if a.l2, err = vip.New(cfg.Interface, l2, opts); err != nil {
 			return nil, err
 		}
 	}

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"reflect"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hbdproject/hbd/heartbeat"
@@ -28,7 +31,7 @@ func (d *Daemon) handleControl(ctx context.Context, req control.Request) control
 		}
 		return control.Response{OK: true, Status: &st}
 	case control.CmdHandover:
-		steps, err := d.handover(ctx, req.To, time.Duration(req.Timeout))
+		steps, err := d.handover(ctx, req.Group, req.To, time.Duration(req.Timeout))
 		resp := control.Response{OK: err == nil, Steps: steps}
 		if err != nil {
 			resp.Error = err.Error()
@@ -55,11 +58,69 @@ func newStep(name string, took time.Duration, err error, detail string) control.
 	return s
 }
 
-// handover is the planned move of the VIP to a standby: check it is ready,
-// drain the local app, release the VIP with a Released frame, and wait for
-// the standby to claim. On failure before the release nothing changed; on
-// failure after it the core re-claims if the standby never did.
-func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration) ([]control.Step, error) {
+// handover is the planned move of a group's VIPs to a standby: the group
+// named, or without a name every group this node is master of (the single
+// election of a config without groups). It resolves the groups in the loop
+// and runs handoverGroups.
+func (d *Daemon) handover(ctx context.Context, name, to string, timeout time.Duration) ([]control.Step, error) {
+	var gs []*group
+	var gerr error
+	if err := d.call(ctx, func() { gs, gerr = d.pickGroups(name) }); err != nil {
+		gerr = err
+	}
+	if gerr != nil {
+		return []control.Step{newStep("check standby", 0, gerr, "")}, fmt.Errorf("handover refused: %w", gerr)
+	}
+	return d.handoverGroups(ctx, gs, to, timeout)
+}
+
+// pickGroups resolves a handover's group name (in the loop).
+func (d *Daemon) pickGroups(name string) ([]*group, error) {
+	if !d.grouped() {
+		if name != "" {
+			return nil, fmt.Errorf("no group %q: this node's config has no groups", name)
+		}
+		return d.groups, nil
+	}
+	var names []string
+	for _, g := range d.groups {
+		if g.e.Name == name {
+			return []*group{g}, nil
+		}
+		names = append(names, g.e.Name)
+	}
+	if name != "" {
+		return nil, fmt.Errorf("no group %q (the groups are %s)", name, strings.Join(names, ", "))
+	}
+	var out []*group
+	for _, g := range d.groups {
+		if g.m.State() == election.Master {
+			out = append(out, g)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("this node is master of no group")
+	}
+	return out, nil
+}
+
+// groupNames is "web1, web2", or "" without groups, for step details.
+func groupNames(gs []*group) string {
+	var n []string
+	for _, g := range gs {
+		if g.e.Name != "" {
+			n = append(n, g.e.Name)
+		}
+	}
+	return strings.Join(n, ", ")
+}
+
+// handoverGroups moves the groups' VIPs to a standby each: check it is
+// ready, drain the local app, release the VIPs with a Released frame, and
+// wait for the standby to claim. On failure before the release nothing
+// changed; on failure after it the core re-claims if the standby never
+// did. Several groups move together: one drain, then every release.
+func (d *Daemon) handoverGroups(ctx context.Context, gs []*group, to string, timeout time.Duration) ([]control.Step, error) {
 	if timeout <= 0 {
 		timeout = defaultHandoverTimeout
 	}
@@ -70,27 +131,56 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 		steps = append(steps, newStep(name, time.Since(start), err, detail))
 		return err
 	}
+	// per names each group's part of a step: "pc02" alone, or
+	// "web1 → pc02, web2 → pc03" with groups.
+	per := func(f func(i int, g *group) string) string {
+		var parts []string
+		for i, g := range gs {
+			if g.e.Name == "" {
+				parts = append(parts, f(i, g))
+			} else {
+				parts = append(parts, g.e.Name+": "+f(i, g))
+			}
+		}
+		return strings.Join(parts, "; ")
+	}
 
 	start := time.Now()
-	var target string
+	targets := make([]string, len(gs))
 	var cerr error
-	if err := d.call(ctx, func() { target, cerr = d.m.Candidate(time.Now(), to) }); err != nil {
+	if err := d.call(ctx, func() {
+		for i, g := range gs {
+			var err error
+			if targets[i], err = g.m.Candidate(time.Now(), to); err != nil {
+				if g.e.Name != "" {
+					err = fmt.Errorf("group %s: %w", g.e.Name, err)
+				}
+				cerr = err
+				return
+			}
+		}
+	}); err != nil {
 		cerr = err
 	}
-	if err := step("check standby", start, cerr, target+" is ready"); err != nil {
+	if err := step("check standby", start, cerr, per(func(i int, _ *group) string { return targets[i] + " is ready" })); err != nil {
 		return steps, fmt.Errorf("handover refused: %w", err)
 	}
-	d.log.Info("handover started", "peer", target)
+	d.log.Info("handover started", "peer", per(func(i int, _ *group) string { return targets[i] }))
 	d.ownDrainMark(ctx, true)
 	defer d.ownDrainMark(context.Background(), false)
+	drains := distinctDrains(gs)
 
 	start = time.Now()
-	dsteps, derr := drain.Drain(ctx, d.cfg.Drain, d.log)
-	detail := "nothing to drain (no drain configured)"
-	if len(dsteps) > 0 {
-		detail = ""
-		for i, s := range dsteps {
-			if i > 0 {
+	var detail string
+	var derr error
+	for _, dc := range drains {
+		dsteps, err := drain.Drain(ctx, dc, d.log)
+		if err != nil {
+			derr = err
+			break
+		}
+		for _, s := range dsteps {
+			if detail != "" {
 				detail += "; "
 			}
 			detail += fmt.Sprintf("%s %s", s.Name, s.Took.Round(time.Millisecond))
@@ -99,53 +189,88 @@ func (d *Daemon) handover(ctx context.Context, to string, timeout time.Duration)
 			}
 		}
 	}
-	if derr != nil {
-		detail = ""
+	if detail == "" {
+		detail = "nothing to drain (no drain configured)"
 	}
 	if err := step("drain local app", start, derr, detail); err != nil {
-		d.undrain()
+		d.undrain(drains)
 		return steps, fmt.Errorf("handover aborted, still master: %w", err)
 	}
 
 	start = time.Now()
 	var rerr error
-	released := "released frame sent to " + target
+	released := make([]string, len(gs))
 	if err := d.call(ctx, func() {
-		if d.m.State() != election.Master && d.m.Status(time.Now()).YieldingTo == target {
-			// The drained app failed its liveness check before we got
-			// here, and the core handed the VIP to the target already.
-			released = "the drained app's failing check had handed the VIP to " + target + " already"
-			return
+		for i, g := range gs {
+			if g.m.State() != election.Master && g.m.Status(time.Now()).YieldingTo == targets[i] {
+				// The drained app failed its liveness check before we got
+				// here, and the core handed the VIPs to the target already.
+				released[i] = "the drained app's failing check had handed the VIPs to " + targets[i] + " already"
+				continue
+			}
+			acts, err := g.m.Release(time.Now(), targets[i])
+			if err != nil {
+				if g.e.Name != "" {
+					err = fmt.Errorf("group %s: %w", g.e.Name, err)
+				}
+				rerr = err
+				return
+			}
+			g.act(acts)
+			released[i] = "released frame sent to " + targets[i]
 		}
-		var acts []election.Action
-		acts, rerr = d.m.Release(time.Now(), target)
-		d.act(acts)
 	}); err != nil {
 		rerr = err
 	}
-	if err := step("release VIP", start, rerr, released); err != nil {
-		d.undrain()
+	if err := step("release VIP", start, rerr, per(func(i int, _ *group) string { return released[i] })); err != nil {
+		d.undrain(drains)
 		return steps, fmt.Errorf("handover aborted, still master: %w", err)
 	}
 
 	start = time.Now()
-	werr := d.waitMaster(ctx, target)
-	if err := step("standby claims", start, werr, target+" is master"); err != nil {
-		d.undrain()
-		return steps, fmt.Errorf("handover did not complete (this node re-claims if %s does not): %w", target, err)
+	var werr error
+	for i, g := range gs {
+		if werr = d.waitMaster(ctx, g, targets[i]); werr != nil {
+			if g.e.Name != "" {
+				werr = fmt.Errorf("group %s: %w", g.e.Name, werr)
+			}
+			break
+		}
 	}
-	// The VIP's traffic goes to the target now, but for the hand-off
-	// window the target still forwards here the packets of connections
+	if err := step("standby claims", start, werr, per(func(i int, _ *group) string { return targets[i] + " is master" })); err != nil {
+		d.undrain(drains)
+		return steps, fmt.Errorf("handover did not complete (this node re-claims if the standby does not): %w", err)
+	}
+	// The VIPs' traffic goes to the targets now, but for the hand-off
+	// window each target still forwards here the packets of connections
 	// opened with us: keep the app draining (every answer says
-	// Connection: close) until the window ends, so that no keep-alive
-	// connection outlives it. Then put the app back in service, so that
-	// this node is a ready standby again.
-	d.waitHandoffEnd(ctx)
+	// Connection: close) until the windows end, so that no keep-alive
+	// connection outlives them. Then put the app back in service, so that
+	// this node is a ready standby again (and serves the groups it kept).
+	for _, g := range gs {
+		d.waitHandoffEnd(ctx, g)
+	}
 	start = time.Now()
-	uerr := drain.Undrain(ctx, d.cfg.Drain, d.log)
+	var uerr error
+	for _, dc := range drains {
+		if err := drain.Undrain(ctx, dc, d.log); err != nil {
+			uerr = err
+		}
+	}
 	step("undrain local app", start, uerr, "ready as standby")
-	d.log.Info("handover complete", "peer", target)
+	d.log.Info("handover complete", "peer", per(func(i int, _ *group) string { return targets[i] }))
 	return steps, nil
+}
+
+// distinctDrains are the groups' drain settings, each once.
+func distinctDrains(gs []*group) []config.Drain {
+	var out []config.Drain
+	for _, g := range gs {
+		if !slices.ContainsFunc(out, func(d config.Drain) bool { return reflect.DeepEqual(d, g.e.Drain) }) {
+			out = append(out, g.e.Drain)
+		}
+	}
+	return out
 }
 
 // ownDrainMark tells the loop that our own handover drains the app (so a
@@ -158,14 +283,14 @@ func (d *Daemon) ownDrainMark(ctx context.Context, on bool) {
 	}
 }
 
-// waitHandoffEnd waits until the hand-off routes of the last release are
-// gone (the loop removes them handoffGrace after the release).
-func (d *Daemon) waitHandoffEnd(ctx context.Context) {
+// waitHandoffEnd waits until the hand-off routes of the group's last
+// release are gone (the loop removes them handoffGrace after the release).
+func (d *Daemon) waitHandoffEnd(ctx context.Context, g *group) {
 	ctx, cancel := context.WithTimeout(ctx, handoffGrace+time.Second)
 	defer cancel()
 	for {
 		var end time.Time
-		if d.call(ctx, func() { end = d.handoffEnd }) != nil || end.IsZero() {
+		if d.call(ctx, func() { end = g.handoffEnd }) != nil || end.IsZero() {
 			return
 		}
 		select {
@@ -177,48 +302,61 @@ func (d *Daemon) waitHandoffEnd(ctx context.Context) {
 }
 
 // handOverOnStop is SIGTERM's planned handover: a master with a ready
-// standby drains its app, releases the VIP to it and waits out the
+// standby drains its app, releases the VIPs to it and waits out the
 // hand-off window, exactly as `hbd handover` does, with the loop running
-// again for the purpose. Without a ready standby (or if the handover
-// fails) the caller's Stop releases the VIP and says bye as before.
+// again for the purpose; with groups, every group that has a ready
+// standby moves. What is not handed over (no ready standby, or a failed
+// handover) the caller's Stop releases, and the node says bye, as before.
 func (d *Daemon) handOverOnStop() {
-	if d.m.State() != election.Master {
-		return
+	var gs []*group
+	for _, g := range d.groups {
+		if g.m.State() != election.Master {
+			continue
+		}
+		if _, err := g.m.Candidate(time.Now(), ""); err != nil {
+			g.log.Info("stopping without a handover", "err", err)
+			continue
+		}
+		gs = append(gs, g)
 	}
-	if _, err := d.m.Candidate(time.Now(), ""); err != nil {
-		d.log.Info("stopping without a handover", "err", err)
+	if len(gs) == 0 {
 		return
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.loop(ctx) }()
-	timeout := d.cfg.Drain.Timeout.D() + 2*time.Second
-	steps, err := d.handover(ctx, "", timeout)
+	var timeout time.Duration
+	for _, dc := range distinctDrains(gs) {
+		timeout += dc.Timeout.D()
+	}
+	steps, err := d.handoverGroups(ctx, gs, "", timeout+2*time.Second)
 	stop()
 	<-done
 	if err != nil {
-		d.log.Warn("handover on stop failed; releasing the VIP", "err", err, "steps", len(steps))
+		d.log.Warn("handover on stop failed; releasing the VIPs", "err", err, "steps", len(steps))
 	}
 }
 
-func (d *Daemon) undrain() {
+func (d *Daemon) undrain(drains []config.Drain) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := drain.Undrain(ctx, d.cfg.Drain, d.log); err != nil {
-		d.log.Warn("undraining the local app", "err", err)
+	for _, dc := range drains {
+		if err := drain.Undrain(ctx, dc, d.log); err != nil {
+			d.log.Warn("undraining the local app", "err", err)
+		}
 	}
 }
 
-// waitMaster waits until target is heard as master.
-func (d *Daemon) waitMaster(ctx context.Context, target string) error {
+// waitMaster waits until target is heard as the group's master.
+func (d *Daemon) waitMaster(ctx context.Context, g *group, target string) error {
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
 	for {
 		var ok bool
 		var self election.State
 		if err := d.call(ctx, func() {
-			self = d.m.State()
-			for _, p := range d.m.Status(time.Now()).Peers {
+			self = g.m.State()
+			for _, p := range g.m.Status(time.Now()).Peers {
 				if p.Node == target && p.Alive && p.State == election.Master {
 					ok = true
 				}
@@ -230,7 +368,7 @@ func (d *Daemon) waitMaster(ctx context.Context, target string) error {
 			return nil
 		}
 		if self == election.Master {
-			return errors.New("this node claimed the VIP back: " + target + " did not take it in time")
+			return errors.New("this node claimed the VIPs back: " + target + " did not take them in time")
 		}
 		select {
 		case <-ctx.Done():
@@ -240,21 +378,33 @@ func (d *Daemon) waitMaster(ctx context.Context, target string) error {
 	}
 }
 
+// maintenance pins the node out of (or back into) every group's election;
+// going in, it first hands over every group it is master of.
 func (d *Daemon) maintenance(ctx context.Context, on, force bool, timeout time.Duration) ([]control.Step, error) {
 	var steps []control.Step
-	var state election.State
-	if err := d.call(ctx, func() { state = d.m.State() }); err != nil {
+	var masters []*group
+	if err := d.call(ctx, func() {
+		for _, g := range d.groups {
+			if g.m.State() == election.Master {
+				masters = append(masters, g)
+			}
+		}
+	}); err != nil {
 		return nil, err
 	}
-	if on && state == election.Master {
+	if on && len(masters) > 0 {
 		var err error
-		steps, err = d.handover(ctx, "", timeout)
+		steps, err = d.handoverGroups(ctx, masters, "", timeout)
 		if err != nil && !force {
 			return steps, fmt.Errorf("not entering maintenance: %w (use --force to drop the VIP anyway)", err)
 		}
 	}
 	start := time.Now()
-	if err := d.call(ctx, func() { d.act(d.m.SetMaintenance(time.Now(), on)) }); err != nil {
+	if err := d.call(ctx, func() {
+		for _, g := range d.groups {
+			g.act(g.m.SetMaintenance(time.Now(), on))
+		}
+	}); err != nil {
 		return steps, err
 	}
 	name := "maintenance off"
@@ -268,7 +418,8 @@ func (d *Daemon) maintenance(ctx context.Context, on, force bool, timeout time.D
 
 // status builds `hbd status` in the loop.
 func (d *Daemon) status(now time.Time) control.Status {
-	cs := d.m.Status(now)
+	first := d.groups[0]
+	cs := first.m.Status(now)
 	st := control.Status{
 		Node: cs.Node, Version: d.opts.Version, State: cs.State.String(), Epoch: cs.Epoch,
 		Priority: cs.Priority, EffectivePriority: cs.EffectivePriority, Penalties: cs.Penalties,
@@ -284,12 +435,25 @@ func (d *Daemon) status(now time.Time) control.Status {
 			st.Witness.LeaseLeft = control.Duration(cs.LeaseUntil.Sub(now))
 		}
 	}
-	if d.vip.bgp != nil {
-		st.BGP = bgpStatus(d.vip.bgp)
+	if first.vip.bgp != nil {
+		st.BGP = bgpStatus(first.vip.bgp)
 	}
-	if held, err := d.vip.Held(); err == nil {
-		for _, p := range held {
-			st.Held = append(st.Held, p.String())
+	for _, g := range d.groups {
+		held := []string{}
+		if h, err := g.vip.Held(); err == nil {
+			for _, p := range h {
+				held = append(held, p.String())
+			}
+		}
+		st.Held = append(st.Held, held...)
+		if d.grouped() {
+			st.Groups = append(st.Groups, groupStatus(g, g.m.Status(now), held, now))
+		}
+	}
+	if d.grouped() {
+		st.State = d.stateSummary()
+		for _, g := range st.Groups {
+			st.Epoch = max(st.Epoch, g.Epoch)
 		}
 	}
 	rtts := d.tcp.RTTs()
@@ -346,6 +510,23 @@ func (d *Daemon) status(now time.Time) control.Status {
 	return st
 }
 
+func groupStatus(g *group, cs election.Status, held []string, now time.Time) control.Group {
+	gs := control.Group{
+		Name: g.e.Name, ID: int(g.e.ID), State: cs.State.String(), Epoch: cs.Epoch,
+		Priority: cs.Priority, EffectivePriority: cs.EffectivePriority, Penalties: cs.Penalties,
+		Faults: cs.Faults, Degraded: cs.Degraded, Ready: cs.Ready,
+		VIPs: g.vipStrings(), Held: held,
+		LastTransition: cs.LastTransition, LastReason: cs.LastReason, YieldingTo: cs.YieldingTo,
+		HoldDownLeft: control.Duration(max(cs.HoldDownUntil.Sub(now), 0)),
+		Peers:        []control.GroupPeer{},
+	}
+	for _, p := range cs.Peers {
+		gs.Peers = append(gs.Peers, control.GroupPeer{Node: p.Node, State: p.State.String(), Priority: p.Priority,
+			Epoch: p.Epoch, Ready: p.Flags&election.FlagReady != 0})
+	}
+	return gs
+}
+
 // unheardPeers lists the configured peers no frame has come from yet, so
 // that status shows every node of the cluster.
 func unheardPeers(cfg *config.Config, heard []control.Peer) []control.Peer {
@@ -393,7 +574,7 @@ func (d *Daemon) observing(h http.Handler) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		select {
-		case d.calls <- func() { d.metrics.observe(d.m.Status(time.Now()), time.Now()); close(done) }:
+		case d.calls <- func() { d.metrics.observe(d.groups[0].m.Status(time.Now()), time.Now()); close(done) }:
 			select {
 			case <-done:
 			case <-ctx.Done():

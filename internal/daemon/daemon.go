@@ -24,7 +24,6 @@ import (
 	"github.com/hbdproject/hbd/heartbeat/election"
 	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/control"
-	"github.com/hbdproject/hbd/internal/drain"
 	"github.com/hbdproject/hbd/internal/handoff"
 	"github.com/hbdproject/hbd/internal/health"
 	"github.com/hbdproject/hbd/internal/metrics"
@@ -67,8 +66,8 @@ type Daemon struct {
 	log   *slog.Logger
 	level *slog.LevelVar
 
-	m       *election.Machine
-	vip     *announcers                        // L2 and BGP
+	groups  []*group                           // the elections: one per VIP group, or the single one
+	wire    []*group                           // the same, by ascending group id: their order in frames
 	rx      atomic.Pointer[heartbeat.Receiver] // replaced when a reload brings a new key; read by the transports
 	udp     *heartbeat.UDPTransport            // the current paths; replaced when a reload changes the peers
 	tcp     *heartbeat.TCPTransport
@@ -85,6 +84,7 @@ type Daemon struct {
 	started  time.Time
 	signer   *heartbeat.Signer // with key; loop-owned
 	sendBuf  []byte            // our encoded frame, reused
+	groupBuf []heartbeat.Group // reused by send
 
 	versionMu   sync.Mutex
 	versionSeen map[netip.Addr]time.Time // when an old peer was last warned about
@@ -95,18 +95,14 @@ type Daemon struct {
 
 	// loop-owned
 	peers       map[string]*peer
-	burst       burst     // the announcement burst in progress
-	masterSeen  time.Time // last frame from whoever was master, for the failover-phase metric
 	readySent   bool
 	lastRTTScan time.Time
-	handoffEnd  time.Time // when to drop the hand-off routes of our last handover
 	chainEnd    time.Time // when to stop forwarding to the previous master (daisy chaining)
-	releasedBy  string    // the last peer that released the VIP to us ...
-	releasedAt  time.Time // ... and when its frame said so
-	autoDrained bool      // a hand-off the core decided (preemption) drained the app: undrain at its end
 	ownDrain    bool      // a handover of ours is draining the local app
 	mask        drainMask // check failures our own drain causes, held back
 	lastTCPSend time.Time
+	stopping    bool // the groups are stopping: their byes become one ...
+	byeDue      bool // ... sent once every group has released
 
 	rejMu    sync.Mutex
 	rejected map[string]map[string]uint64 // path → reason → count
@@ -153,9 +149,6 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 		rejected: map[string]map[string]uint64{},
 	}
 	var err error
-	if d.vip, err = newAnnouncers(cfg, opts.ConfigPath, log); err != nil {
-		return nil, err
-	}
 	d.rx.Store(heartbeat.NewReceiver(res.Key, cfg.ClusterID, cfg.Node, d.boot))
 	if d.signer, err = heartbeat.NewSigner(res.Key); err != nil {
 		return nil, err
@@ -164,27 +157,39 @@ func newDaemon(res *config.Result, opts Options) (*Daemon, error) {
 	d.checks = health.New(cfg.Tracks, log)
 	d.metrics = newMetrics(func() float64 { return float64(d.hooks.Dropped()) })
 	d.metrics.buildInfo.With(opts.Version, opts.Commit, runtime.Version()).Set(1)
-	if d.vip.bgp != nil {
-		registerBGPMetrics(d.metrics.reg, d.vip.bgp)
+	for _, e := range cfg.Elections() {
+		g, err := d.newGroup(e)
+		if err != nil {
+			return nil, err
+		}
+		d.groups = append(d.groups, g)
 	}
-	if cfg.Witness.Enabled() {
+	d.wire = slices.Clone(d.groups)
+	slices.SortFunc(d.wire, func(a, b *group) int { return int(a.e.ID) - int(b.e.ID) })
+	if bgp := d.groups[0].vip.bgp; bgp != nil { // config refuses bgp with groups
+		registerBGPMetrics(d.metrics.reg, bgp)
+	}
+	if cfg.Witness.Enabled() { // config refuses a witness with groups
 		if d.leaser, err = newLeaser(cfg, d); err != nil {
 			return nil, err
 		}
 	}
-	d.m = election.New(electionConfig(cfg, d.vip.RefreshInterval()), time.Now())
 	return d, nil
 }
 
-func electionConfig(cfg *config.Config, refresh time.Duration) election.Config {
+// grouped reports whether the config has VIP groups (frames then carry
+// every group's state).
+func (d *Daemon) grouped() bool { return d.groups[0].e.ID != 0 }
+
+func electionConfig(cfg *config.Config, e config.Election, refresh time.Duration) election.Config {
 	ec := election.Config{
 		Node:         cfg.Node,
-		Priority:     cfg.Priority,
+		Priority:     e.Priority,
 		Peers:        len(cfg.Peers),
 		Interval:     cfg.Interval.D(),
 		DeadAfter:    cfg.DeadAfter.D(),
-		Preempt:      cfg.PreemptEnabled(),
-		PreemptDelay: cfg.PreemptDelay.D(),
+		Preempt:      e.Preempt,
+		PreemptDelay: e.PreemptDelay,
 		HoldDown:     cfg.HoldDown.D(),
 		Refresh:      refresh, // a quarter of the VIP lifetime
 		YieldTimeout: max(2*cfg.DeadAfter.D(), 500*time.Millisecond),
@@ -201,21 +206,13 @@ func electionConfig(cfg *config.Config, refresh time.Duration) election.Config {
 // timeNow is the daemon's clock (time.Now, with its monotonic reading).
 func timeNow() time.Time { return time.Now() }
 
-func vipPrefixes(cfg *config.Config) []netip.Prefix {
-	out := make([]netip.Prefix, len(cfg.VIPs))
-	for i, p := range cfg.VIPs {
-		out[i] = p.Prefix
-	}
-	return out
-}
-
 // chainPrefixes are the VIPs daisy chaining covers: the L2 ones, or, in a
 // BGP-only config, the BGP ones (their packets arrive on the interface
 // from the router, and the previous master is forwarded to at L2 when it
 // is on the same segment).
 func chainPrefixes(cfg *config.Config) []netip.Prefix {
-	if len(cfg.VIPs) > 0 {
-		return vipPrefixes(cfg)
+	if l2 := cfg.L2VIPs(); len(l2) > 0 {
+		return l2
 	}
 	return cfg.BGPPrefixes()
 }
@@ -223,8 +220,8 @@ func chainPrefixes(cfg *config.Config) []netip.Prefix {
 // vipStrings are every VIP, L2 then BGP, for logs and hooks.
 func vipStrings(cfg *config.Config) []string {
 	out := make([]string, 0, len(cfg.VIPs)+len(cfg.BGP.VIPs))
-	for _, p := range cfg.VIPs {
-		out = append(out, p.Prefix.String())
+	for _, p := range cfg.L2VIPs() {
+		out = append(out, p.String())
 	}
 	for _, p := range cfg.BGPPrefixes() {
 		out = append(out, p.String())
@@ -261,17 +258,21 @@ func (d *Daemon) run(ctx context.Context) error {
 	if err := raisePriority(); err != nil {
 		d.log.Warn("running at normal priority: a saturated CPU may stall the loop past dead_after", "err", err)
 	}
-	defer d.vip.Close()
-	if removed, err := vip.RemoveStale(d.cfg.Interface, vipPrefixes(d.cfg)); err != nil {
+	for _, g := range d.groups {
+		defer g.vip.Close()
+	}
+	if removed, err := vip.RemoveStale(d.cfg.Interface, d.cfg.L2VIPs()); err != nil {
 		return fmt.Errorf("removing stale VIPs: %w", err)
 	} else if len(removed) > 0 {
 		d.log.Warn("removed VIPs left by an earlier run", "vip", removed)
 	}
-	if err := d.vip.EndHandoff(); err != nil {
-		return fmt.Errorf("removing stale hand-off routes: %w", err)
-	}
-	if err := d.vip.start(ctx, d.log); err != nil {
-		return err
+	for _, g := range d.groups {
+		if err := g.vip.EndHandoff(); err != nil {
+			return fmt.Errorf("removing stale hand-off routes: %w", err)
+		}
+		if err := g.vip.start(ctx, d.log); err != nil { // the BGP speaker, in the one election that may have it
+			return err
+		}
 	}
 	d.openChain()
 	defer d.closeChain()
@@ -320,7 +321,13 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	d.startChecks()
 
-	d.log.Info("hbd started", "version", d.opts.Version, "interface", d.cfg.Interface, "vip", vipStrings(d.cfg),
+	var names []string
+	for _, g := range d.groups {
+		if g.e.Name != "" {
+			names = append(names, g.e.Name)
+		}
+	}
+	d.log.Info("hbd started", "version", d.opts.Version, "interface", d.cfg.Interface, "vip", vipStrings(d.cfg), "groups", names,
 		"listen", d.cfg.Listen.String(), "peers", len(d.cfg.Peers), "interval", d.cfg.Interval.D(), "dead_after", d.cfg.DeadAfter.D())
 	up, err := vip.LinkUp(d.cfg.Interface)
 	if err != nil {
@@ -330,20 +337,31 @@ func (d *Daemon) run(ctx context.Context) error {
 	// Every check counts as failing until it has passed (as the runner
 	// reports them): the core must not advertise this node as ready
 	// before the first results arrive.
-	for _, tr := range d.cfg.Tracks {
-		d.act(d.m.SetCheck(time.Now(), tr.Name, tr.Weight, tr.Fault, false))
+	for _, g := range d.groups {
+		for _, tr := range g.e.Tracks {
+			g.act(g.m.SetCheck(time.Now(), tr.Name, tr.Weight, tr.Fault, false))
+		}
+		g.act(g.m.SetLink(time.Now(), up))
 	}
-	d.act(d.m.SetLink(time.Now(), up))
 
 	loopErr := d.loop(ctx)
 
-	// Clean stop: a master hands the VIP over as `hbd handover` does (no
-	// request fails), then every node says bye on both paths, gives TCP a
-	// moment to flush and stops everything.
+	// Clean stop: a master hands the VIPs over as `hbd handover` does (no
+	// request fails), then every group releases what it still holds, the
+	// node says bye once on both paths, gives TCP a moment to flush and
+	// stops everything.
 	notifyStopping()
 	d.handOverOnStop()
-	d.act(d.m.Stop(time.Now()))
-	d.endHandoff()
+	d.stopping = true
+	for _, g := range d.groups {
+		g.act(g.m.Stop(time.Now()))
+	}
+	if d.byeDue {
+		d.send(election.Bye, "", false, d.groups[0])
+	}
+	for _, g := range d.groups {
+		g.endHandoff()
+	}
 	time.Sleep(20 * time.Millisecond)
 	d.stopChecks()
 	stopBG()
@@ -409,23 +427,10 @@ func (p *paths) close() {
 // keeps running, until it ends.
 const handoffGrace = time.Second
 
-func (d *Daemon) endHandoff() {
-	d.handoffEnd = time.Time{}
-	if d.autoDrained {
-		d.autoDrained = false
-		d.setDrainMask()
-		cfg, log := d.cfg.Drain, d.log // the loop may swap d.cfg on reload
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			if err := drain.Undrain(ctx, cfg, log); err != nil {
-				log.Warn("undraining the local app", "err", err)
-			}
-		}()
-	}
-	if err := d.vip.EndHandoff(); err != nil {
-		d.log.Warn("ending the hand-off", "err", err)
-	}
+// drainedByUs reports whether hbd itself drains the local app now: a
+// handover of ours, or a hand-off of some group.
+func (d *Daemon) drainedByUs() bool {
+	return d.ownDrain || slices.ContainsFunc(d.groups, func(g *group) bool { return g.autoDrained })
 }
 
 // deliver verifies inbound frames in the transports' goroutines and hands
@@ -509,7 +514,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 			} else {
 				d.log.Warn("link down", "interface", d.cfg.Interface)
 			}
-			d.act(d.m.SetLink(time.Now(), up))
+			for _, g := range d.groups {
+				g.act(g.m.SetLink(time.Now(), up))
+			}
 		case fn := <-d.calls:
 			fn()
 		case <-hup:
@@ -518,6 +525,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 			armed = time.Time{} // spent: arm it again below
 			d.runDue(time.Now())
 		}
+		d.settle()
 		now := time.Now()
 		if _, err := wd.Ping(now); err != nil {
 			d.log.Warn("pinging the systemd watchdog", "err", err)
@@ -533,7 +541,11 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		// One timer, armed for the earliest deadline; left alone when that
 		// has not moved (a frame rarely moves it).
-		if next := earliest(d.m.NextDeadline(), d.burst.deadline(), d.handoffEnd, d.chainEnd, d.mask.deadline(), wd.Next(now)); !next.Equal(armed) {
+		next := earliest(d.chainEnd, d.mask.deadline(), wd.Next(now))
+		for _, g := range d.groups {
+			next = earliest(next, g.m.NextDeadline(), g.burst.deadline(), g.handoffEnd)
+		}
+		if !next.Equal(armed) {
 			armed = next
 			timer.set(next.Sub(now))
 		}
@@ -543,14 +555,19 @@ func (d *Daemon) loop(ctx context.Context) error {
 // runDue does what is due at now: the core's timers, an announcement
 // round, the end of a hand-off.
 func (d *Daemon) runDue(now time.Time) {
-	if !now.Before(d.m.NextDeadline()) {
-		d.act(d.m.Tick(now))
-	}
-	if d.burst.due(now) {
-		d.announce()
-	}
-	if !d.handoffEnd.IsZero() && !now.Before(d.handoffEnd) {
-		d.endHandoff()
+	for _, g := range d.groups {
+		// A frame another group sent just now carried this one's state
+		// too: settle tells its core, whose beat is then not due.
+		d.settle()
+		if !now.Before(g.m.NextDeadline()) {
+			g.act(g.m.Tick(now))
+		}
+		if g.burst.due(now) {
+			g.announce()
+		}
+		if !g.handoffEnd.IsZero() && !now.Before(g.handoffEnd) {
+			g.endHandoff()
+		}
 	}
 	if !d.chainEnd.IsZero() && !now.Before(d.chainEnd) {
 		d.stopChain()
@@ -587,107 +604,22 @@ func (d *Daemon) onFrame(in inFrame) {
 	if v.shift != 0 {
 		d.log.Warn("peer's clock seems to have been stepped; adopting its new offset", "peer", f.Node, "shift", v.shift.Round(time.Millisecond))
 	}
-	if f.State == election.Master {
-		d.masterSeen = in.at
-	}
 	if f.Kind == election.Bye {
 		d.log.Info("peer said bye", "peer", f.Node)
 	}
-	if f.Target == d.cfg.Node && f.State != election.Master {
-		d.releasedBy, d.releasedAt = f.Node, in.at
-	}
-	d.act(d.m.Receive(in.at, election.Heard{
-		Node: f.Node,
-		Kind: f.Kind,
-		Advert: election.Advert{
-			State:    f.State,
-			Priority: int(f.Priority),
-			Epoch:    f.Epoch,
-			Flags:    f.Flags,
-			Target:   f.Target,
-		},
-	}))
-}
-
-// act carries out the core's actions, in order.
-func (d *Daemon) act(acts []election.Action) {
-	for _, a := range acts {
-		switch a.Kind {
-		case election.ActClaim:
-			d.claim(a)
-		case election.ActRelease:
-			d.burst.stop()
-			d.stopChain()
-			release := d.vip.Release
-			if a.Handoff {
-				release = d.vip.Handoff
-				d.handoffEnd = time.Now().Add(handoffGrace)
-				if !d.ownDrain {
-					d.drainForHandoff()
-				}
-			}
-			if err := release(); err != nil {
-				d.log.Error("releasing the VIPs", "vip", vipStrings(d.cfg), "err", err)
-			} else {
-				d.log.Info("VIPs released", "vip", vipStrings(d.cfg), "reason", a.Reason)
-			}
-			d.metrics.releases.Inc()
-		case election.ActRefresh:
-			if err := d.vip.Refresh(); err != nil {
-				d.log.Error("refreshing the VIPs", "err", err)
-			}
-		case election.ActAnnounce:
-			d.log.Info("announcing the VIPs again", "reason", a.Reason)
-			d.burst.begin(time.Now(), 1)
-			d.announce()
-		case election.ActSend:
-			d.send(a.Frame, a.Target, a.Periodic)
-		case election.ActNotify:
-			d.transition(a)
-		case election.ActLease:
-			if d.leaser == nil || !d.leaser.ask(a) {
-				d.log.Error("witness request dropped", "op", a.Lease.String())
-			}
+	for _, g := range d.groups {
+		h, ok := g.heard(&f)
+		if !ok {
+			g.noteMissing(f.Node, &f)
+			continue
 		}
-	}
-}
-
-func (d *Daemon) claim(a election.Action) {
-	decided := time.Now()
-	if !d.handoffEnd.IsZero() {
-		d.endHandoff()
-	}
-	d.startChain(decided)
-	err := d.vip.Claim(a.Epoch)
-	done := time.Now()
-	d.metrics.claims.Inc()
-	switch {
-	case errors.Is(err, vip.ErrNotAnnounced):
-		d.log.Warn("VIPs added but the first announcement failed; retrying", "err", err)
-	case err != nil:
-		d.log.Error("claiming the VIPs", "vip", vipStrings(d.cfg), "err", err)
-	}
-	if !d.masterSeen.IsZero() {
-		d.metrics.phases.With("detect").Observe(decided.Sub(d.masterSeen).Seconds())
-		d.metrics.phases.With("total").Observe(done.Sub(d.masterSeen).Seconds())
-	}
-	d.metrics.phases.With("claim").Observe(done.Sub(decided).Seconds())
-	d.log.Info("VIPs claimed", "vip", vipStrings(d.cfg), "epoch", a.Epoch, "took", done.Sub(decided), "reason", a.Reason)
-	if a.Bypass {
-		d.leaser.bypassed.Inc()
-		d.log.Error("CLAIMED WITHOUT THE WITNESS LEASE: the witness is unreachable and witness.policy is available; two masters are possible until it returns")
-	}
-	d.burst.begin(decided, 1) // Claim sent the first round
-}
-
-// announce sends one announcement round, while we are master.
-func (d *Daemon) announce() {
-	if d.m.State() != election.Master {
-		d.burst.stop()
-		return
-	}
-	if err := d.vip.Announce(); err != nil {
-		d.log.Warn("announcing the VIPs", "err", err)
+		if h.State == election.Master {
+			g.masterSeen = in.at
+		}
+		if h.Target == d.cfg.Node && h.State != election.Master {
+			g.releasedBy, g.releasedAt = f.Node, in.at
+		}
+		g.act(g.m.Receive(in.at, h))
 	}
 }
 
@@ -700,11 +632,15 @@ func (d *Daemon) tcpEvery() time.Duration {
 	return max(d.cfg.Interval.D(), d.cfg.DeadAfter.D()/4)
 }
 
-func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
-	adv := d.m.Advert()
+// send sends a frame of kind on behalf of group from: its state, or with
+// groups every group's, with target as from's target when it is set (a
+// Released frame names it).
+func (d *Daemon) send(kind election.Kind, target string, periodic bool, from *group) {
+	adv := from.m.Advert()
 	if target == "" {
 		target = adv.Target
 	}
+	now := time.Now()
 	d.seq++
 	f := heartbeat.Frame{
 		Kind:     kind,
@@ -715,12 +651,27 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 		Boot:     d.boot,
 		Seq:      d.seq,
 		Epoch:    adv.Epoch,
-		SentAt:   time.Now(),
+		SentAt:   now,
 		Node:     d.cfg.Node,
 		Target:   target,
 		Sessions: d.rx.Load().Sessions(d.sessions[:0]), // our challenges, their echoes
 	}
 	d.sessions = f.Sessions
+	if d.grouped() {
+		f.Groups = d.groupBuf[:0]
+		for _, g := range d.wire {
+			a := g.m.Advert()
+			if g == from {
+				a.Target = target
+			}
+			f.Groups = append(f.Groups, heartbeat.Group{ID: g.e.ID, Flags: a.Flags, State: a.State,
+				Priority: uint8(a.Priority), Epoch: a.Epoch, Target: a.Target})
+			if g != from && !d.stopping {
+				g.beatAt = now // this frame is its beat too: settle tells its core
+			}
+		}
+		d.groupBuf = f.Groups
+	}
 	b, err := d.signer.AppendSigned(d.sendBuf[:0], &f)
 	if err != nil {
 		panic(fmt.Sprintf("hbd: encoding our own frame: %v", err)) // config validation makes this impossible
@@ -730,7 +681,7 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 		d.log.Debug("sending over UDP", "err", err)
 	}
 	d.metrics.sent[heartbeat.PathUDP].Inc()
-	if now := time.Now(); !periodic || now.Sub(d.lastTCPSend) >= d.tcpEvery() {
+	if !periodic || now.Sub(d.lastTCPSend) >= d.tcpEvery() {
 		d.lastTCPSend = now
 		if err := d.tcp.Send(b); err != nil {
 			d.log.Debug("sending over TCP", "err", err)
@@ -739,35 +690,51 @@ func (d *Daemon) send(kind election.Kind, target string, periodic bool) {
 	}
 }
 
-func (d *Daemon) transition(a election.Action) {
-	lvl := slog.LevelInfo
-	if a.To == election.Fault {
-		lvl = slog.LevelWarn
-	}
-	d.log.Log(context.Background(), lvl, "state changed", "from", a.From.String(), "state", a.To.String(),
-		"epoch", a.Epoch, "cause", a.Cause.String(), "reason", a.Reason, "vip", vipStrings(d.cfg))
-	if a.From == election.Master && a.To != election.Init { // not when stopping: no warning on every clean stop
-		if until := d.m.Status(time.Now()).HoldDownUntil; until.After(time.Now()) {
-			d.log.Warn("lost mastership: no preemption during the hold-down (it doubles each time mastership is lost soon after it was won)",
-				"hold_down", time.Until(until).Round(time.Millisecond))
+// settle tells each group whose state went out in another group's frame
+// that the frame was its beat (Machine.Sent, a Tick without a beat of its
+// own), and carries out what that brings, until no group is owed one. It
+// runs between events, never inside a group's act: a core's actions are
+// valid only until the next call into it.
+func (d *Daemon) settle() {
+	for range 4 { // a Sent that sends marks the others again; it settles in two rounds
+		owed := false
+		for _, g := range d.groups {
+			if at := g.beatAt; !at.IsZero() {
+				g.beatAt, owed = time.Time{}, true
+				g.act(g.m.Sent(at))
+			}
+		}
+		if !owed {
+			return
 		}
 	}
-	d.metrics.setState(a.To)
-	if err := d.vip.SetBackup(a.To == election.Backup); err != nil {
-		d.log.Error("setting the BGP standby route", "state", a.To.String(), "err", err)
+}
+
+// stateSummary is the node's state in one word, for systemd's status
+// line: the single election's, or with groups the best of theirs (MASTER
+// when it holds any group).
+func (d *Daemon) stateSummary() string {
+	best := d.groups[0].m.State()
+	for _, g := range d.groups[1:] {
+		if s := g.m.State(); stateRank(s) > stateRank(best) {
+			best = s
+		}
 	}
-	d.metrics.epoch.Set(float64(d.m.Epoch()))
-	d.metrics.transitions.With(a.From.String(), a.To.String(), a.Cause.String()).Inc()
-	if a.To != election.Init {
-		d.hooks.Notify(notify.Event{
-			From: a.From.String(), To: a.To.String(), Node: d.cfg.Node, VIPs: vipStrings(d.cfg),
-			Reason: a.Reason, Epoch: d.m.Epoch(), At: time.Now(),
-		})
+	return best.String()
+}
+
+func stateRank(s election.State) int {
+	switch s {
+	case election.Master:
+		return 4
+	case election.Backup:
+		return 3
+	case election.Fault:
+		return 2
+	case election.Maintenance:
+		return 1
 	}
-	if !d.readySent && (a.To == election.Backup || a.To == election.Master || a.To == election.Fault) {
-		d.readySent = true
-		notifyReady(a.To.String())
-	}
+	return 0
 }
 
 // call runs fn in the loop and waits for it.
@@ -820,7 +787,7 @@ func (d *Daemon) stopChecks() {
 
 // setDrainMask tells the mask whether hbd drains the local app now.
 func (d *Daemon) setDrainMask() {
-	d.mask.set(time.Now(), d.autoDrained || d.ownDrain, drainSettle(d.cfg.Tracks))
+	d.mask.set(time.Now(), d.drainedByUs(), drainSettle(d.cfg.Tracks))
 }
 
 func (d *Daemon) onCheck(r health.Result) {
@@ -844,29 +811,12 @@ func (d *Daemon) applyCheck(r health.Result) {
 	} else {
 		d.log.Warn("check fails", "check", r.Name, "detail", r.Detail, "weight", r.Weight, "fault", r.Fault)
 	}
-	d.act(d.m.SetCheck(time.Now(), r.Name, r.Weight, r.Fault, r.Healthy))
-	d.metrics.priority.Set(float64(d.m.Status(time.Now()).EffectivePriority))
-}
-
-// drainForHandoff drains the local app, in the background, for a hand-off
-// the core decided by itself (a preemption, or a fault check handing over):
-// the answers it gives in the hand-off window then carry Connection:
-// close, so no keep-alive connection stays with this node after the window
-// (a request on one would be reset by the new master). endHandoff undrains.
-func (d *Daemon) drainForHandoff() {
-	if d.cfg.Drain.URL == "" && len(d.cfg.Drain.Command) == 0 {
-		return
-	}
-	d.autoDrained = true
-	d.setDrainMask()
-	cfg, log := d.cfg.Drain, d.log // the loop may swap d.cfg on reload
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), handoffGrace)
-		defer cancel()
-		if _, err := drain.Drain(ctx, cfg, log); err != nil {
-			log.Warn("draining the local app for the hand-off", "err", err)
+	for _, g := range d.groups {
+		if g.tracks(r.Name) {
+			g.act(g.m.SetCheck(time.Now(), r.Name, r.Weight, r.Fault, r.Healthy))
+			g.met.priority.Set(float64(g.m.Status(time.Now()).EffectivePriority))
 		}
-	}()
+	}
 }
 
 // chainWindow is how long a new master forwards to the previous one the
@@ -906,12 +856,12 @@ func (d *Daemon) closeChain() {
 // startChain turns daisy chaining on when this claim follows a peer's
 // release to us: for chainWindow, packets to the VIP that belong to no
 // local connection go on to that peer.
-func (d *Daemon) startChain(now time.Time) {
-	from := d.releasedBy
-	if d.chain == nil || from == "" || now.Sub(d.releasedAt) > 2*d.cfg.DeadAfter.D() {
+func (d *Daemon) startChain(g *group, now time.Time) {
+	from := g.releasedBy
+	if d.chain == nil || from == "" || now.Sub(g.releasedAt) > 2*d.cfg.DeadAfter.D() {
 		return
 	}
-	d.releasedBy = ""
+	g.releasedBy = ""
 	p := d.peers[from]
 	if p == nil {
 		return

@@ -242,6 +242,18 @@ func (f *fixture) waitLog(s string) {
 // held lists the VIPs on the test interface (from the kernel).
 func held(t *testing.T) []string {
 	t.Helper()
+	var out []string
+	for _, a := range linkAddrs(t) {
+		if a == testVIP4 || a == testVIP6 {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// linkAddrs lists the addresses on the test interface, in CIDR form.
+func linkAddrs(t *testing.T) []string {
+	t.Helper()
 	link, err := netlink.LinkByName(testIf)
 	if err != nil {
 		t.Fatal(err)
@@ -250,11 +262,9 @@ func held(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, a := range addrs {
-		if s := a.IPNet.String(); s == testVIP4 || s == testVIP6 {
-			out = append(out, s)
-		}
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		out[i] = a.IPNet.String()
 	}
 	return out
 }

@@ -18,16 +18,18 @@ import (
 )
 
 // reload re-reads the config on SIGHUP and applies what can change live:
-// peers, priority, tracks, notify hooks, drain, log level and the shared
-// key (a new auth_key_file, or the same file rotated in place: its contents
-// are compared). A change to anything else (node, cluster, interface, VIPs,
-// listen address, timing, control socket, metrics address) is refused as
+// peers, priority (a group's too), tracks (and which count in each group),
+// notify hooks, drain, log level and the shared key (a new auth_key_file,
+// or the same file rotated in place: its contents are compared). A change
+// to anything else (node, cluster, interface, VIPs, the groups' names,
+// ids, VIPs and preemption, listen address, timing, control socket,
+// metrics address) is refused as
 // needing a restart. A broken config is refused with a log line and the old
 // one keeps running; the VIP stays where it is either way. The log line
 // says what changed.
 func (d *Daemon) reload() {
 	notifyReloading()
-	defer notifyReady(d.m.State().String())
+	defer func() { notifyReady(d.stateSummary()) }()
 	res, err := config.Load(d.opts.ConfigPath, config.Options{NoBGP: NoBGP})
 	if err != nil {
 		d.log.Error("reload refused: the config has errors; still running the old one", "err", err)
@@ -56,7 +58,9 @@ func (d *Daemon) reload() {
 			}
 			return
 		}
-		d.act(d.m.SetPeerCount(now, len(nc.Peers)))
+		for _, g := range d.groups {
+			g.act(g.m.SetPeerCount(now, len(nc.Peers)))
+		}
 	}
 	if slices.Contains(changed, "auth key") {
 		// Frames signed with the old key fail the new one's tag check, so
@@ -66,19 +70,31 @@ func (d *Daemon) reload() {
 		d.key, d.signer = res.Key, signer
 		d.rx.Store(heartbeat.NewReceiver(res.Key, nc.ClusterID, nc.Node, d.boot))
 	}
-	if slices.Contains(changed, "priority") {
-		d.act(d.m.SetPriority(now, nc.Priority))
+	elections := nc.Elections() // in the groups' order: needsRestart saw the same groups
+	for i, g := range d.groups {
+		if e := elections[i]; e.Priority != g.e.Priority {
+			g.act(g.m.SetPriority(now, e.Priority))
+		}
 	}
 	if slices.Contains(changed, "tracks") {
 		d.stopChecks()
+		for i, g := range d.groups {
+			for _, t := range g.e.Tracks {
+				if !slices.ContainsFunc(elections[i].Tracks, func(n config.Track) bool { return n.Name == t.Name }) {
+					g.act(g.m.RemoveCheck(now, t.Name))
+				}
+			}
+		}
 		for _, t := range d.cfg.Tracks {
 			if !slices.ContainsFunc(nc.Tracks, func(n config.Track) bool { return n.Name == t.Name }) {
-				d.act(d.m.RemoveCheck(now, t.Name))
 				d.metrics.checkUp.Delete(t.Name)
 			}
 		}
 		d.checks = health.New(nc.Tracks, d.log)
 		d.startChecks()
+	}
+	for i, g := range d.groups {
+		g.e = elections[i]
 	}
 	hooks := notify.New(nc.Notify, d.log)
 	old := d.hooks
@@ -100,16 +116,19 @@ func (d *Daemon) reload() {
 // counts.
 func liveChanges(a *config.Config, aKey []byte, b *config.Config, bKey []byte) []string {
 	var out []string
+	ea, eb := a.Elections(), b.Elections()
 	for _, c := range []struct {
 		name    string
 		differs bool
 	}{
 		{"peers", !slices.Equal(a.Peers, b.Peers)},
 		{"auth key", !bytes.Equal(aKey, bKey)},
-		{"priority", a.Priority != b.Priority},
-		{"tracks", !slices.EqualFunc(a.Tracks, b.Tracks, tracksEqual)},
+		{"priority", a.Priority != b.Priority || !slices.EqualFunc(ea, eb, func(x, y config.Election) bool { return x.Priority == y.Priority })},
+		{"tracks", !slices.EqualFunc(a.Tracks, b.Tracks, tracksEqual) || !slices.EqualFunc(ea, eb, func(x, y config.Election) bool {
+			return slices.EqualFunc(x.Tracks, y.Tracks, func(s, t config.Track) bool { return s.Name == t.Name })
+		})},
 		{"notify", !reflect.DeepEqual(a.Notify, b.Notify)},
-		{"drain", !reflect.DeepEqual(a.Drain, b.Drain)},
+		{"drain", !reflect.DeepEqual(a.Drain, b.Drain) || !slices.EqualFunc(ea, eb, func(x, y config.Election) bool { return reflect.DeepEqual(x.Drain, y.Drain) })},
 		{"log_level", a.LogLevel != b.LogLevel},
 	} {
 		if c.differs {
@@ -151,8 +170,16 @@ func needsRestart(a, b *config.Config) string {
 		return "metrics"
 	case !reflect.DeepEqual(a.BGP, b.BGP):
 		return "bgp"
+	case !slices.EqualFunc(a.Elections(), b.Elections(), sameGroup):
+		return "groups (their names, ids, VIPs or preemption)"
 	}
 	return ""
+}
+
+// sameGroup reports whether two elections are the same group with the same
+// VIPs and preemption: what a reload cannot change.
+func sameGroup(x, y config.Election) bool {
+	return x.Name == y.Name && x.ID == y.ID && slices.Equal(x.VIPs, y.VIPs) && x.Preempt == y.Preempt && x.PreemptDelay == y.PreemptDelay
 }
 
 func tracksEqual(a, b config.Track) bool {

@@ -63,7 +63,10 @@ func (l *leaser) run(ctx context.Context, d *Daemon) error {
 			continue
 		}
 		select {
-		case d.calls <- func() { d.act(d.m.LeaseResult(timeNow(), r)) }:
+		case d.calls <- func() {
+			g := d.groups[0] // a witness comes without groups: one election
+			g.act(g.m.LeaseResult(timeNow(), r))
+		}:
 		case <-ctx.Done():
 			return nil
 		}

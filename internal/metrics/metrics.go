@@ -135,31 +135,34 @@ func formatFloat(v float64) string {
 
 // writeSample writes one line: name{labels,extra} value, the labels in
 // the order of d.order (by name, as the Prometheus clients write them),
-// extra (a histogram's le) last.
+// extra (a histogram's le) last. A label whose value is empty is left out:
+// Prometheus reads an empty label as an absent one, so a series that has a
+// label only sometimes (the daemon's group) reads the same either way.
 func writeSample(w *bufio.Writer, d *desc, suffix string, values []string, extraName, extraValue string, v float64) {
-	name, labels := d.name, d.labels
-	w.WriteString(name)
+	w.WriteString(d.name)
 	w.WriteString(suffix)
-	if len(labels) > 0 || extraName != "" {
-		w.WriteByte('{')
-		for n, i := range d.order {
-			if n > 0 {
-				w.WriteByte(',')
-			}
-			w.WriteString(labels[i])
-			w.WriteString(`="`)
-			w.WriteString(labelEscaper.Replace(values[i]))
-			w.WriteByte('"')
+	open := false
+	label := func(name, value string) {
+		if open {
+			w.WriteByte(',')
+		} else {
+			w.WriteByte('{')
+			open = true
 		}
-		if extraName != "" {
-			if len(labels) > 0 {
-				w.WriteByte(',')
-			}
-			w.WriteString(extraName)
-			w.WriteString(`="`)
-			w.WriteString(extraValue)
-			w.WriteByte('"')
+		w.WriteString(name)
+		w.WriteString(`="`)
+		w.WriteString(value)
+		w.WriteByte('"')
+	}
+	for _, i := range d.order {
+		if values[i] != "" {
+			label(d.labels[i], labelEscaper.Replace(values[i]))
 		}
+	}
+	if extraName != "" {
+		label(extraName, extraValue)
+	}
+	if open {
 		w.WriteByte('}')
 	}
 	w.WriteByte(' ')

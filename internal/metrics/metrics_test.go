@@ -193,3 +193,24 @@ func parse(text string) (map[string]*parsed, error) {
 	}
 	return fams, sc.Err()
 }
+
+// An empty label value is left out, as Prometheus reads it: a series with
+// an optional label (the daemon's group) reads the same without it.
+func TestEmptyLabelIsLeftOut(t *testing.T) {
+	r := NewRegistry()
+	g := r.NewGaugeVec("t_state", "State.", "group", "state")
+	g.With("", "MASTER").Set(1)
+	g.With("web1", "BACKUP").Set(1)
+	h := r.NewHistogramVec("t_seconds", "Durations.", []float64{1}, "group")
+	h.With("").Observe(0.5)
+	var b strings.Builder
+	if _, err := r.WriteTo(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`t_state{state="MASTER"} 1`, `t_state{group="web1",state="BACKUP"} 1`,
+		`t_seconds_bucket{le="1"} 1`, "t_seconds_sum 0.5", "t_seconds_count 1"} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("no line %q in:\n%s", want, b.String())
+		}
+	}
+}

@@ -4,20 +4,22 @@
 //
 // Each command runs without a shell, in its own process group, with the
 // daemon's environment plus HBD_STATE, HBD_PREVIOUS_STATE, HBD_NODE,
-// HBD_VIPS (space-separated), HBD_REASON and HBD_EPOCH. It is bounded by
+// HBD_VIPS (space-separated), HBD_REASON, HBD_EPOCH and HBD_GROUP (the VIP
+// group, empty in a config without groups). It is bounded by
 // the configured timeout, after which its whole process group is killed.
 package notify
 
 import (
 	"context"
 	"errors"
-	"github.com/hbdproject/hbd/internal/proc"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/hbdproject/hbd/internal/proc"
 
 	"github.com/hbdproject/hbd/internal/config"
 )
@@ -29,6 +31,7 @@ type Event struct {
 	VIPs     []string // the VIPs, e.g. 198.51.100.10/24
 	Reason   string   // why the transition happened, for people
 	Epoch    uint64   // the mastership epoch after the transition
+	Group    string   // the VIP group that changed state; "" without groups
 	At       time.Time
 }
 
@@ -139,6 +142,7 @@ func hookEnv(ev Event) []string {
 		"HBD_VIPS=" + strings.Join(ev.VIPs, " "),
 		"HBD_REASON=" + ev.Reason,
 		"HBD_EPOCH=" + strconv.FormatUint(ev.Epoch, 10),
+		"HBD_GROUP=" + ev.Group,
 	}
 }
 

@@ -121,7 +121,7 @@ func TestHookEnvironment(t *testing.T) {
 	r.Notify(Event{
 		From: "BACKUP", To: "MASTER", Node: "hbd-a",
 		VIPs:   []string{"198.51.100.10/24", "2001:db8::10/64"},
-		Reason: "peer hbd-b silent for 300ms", Epoch: 42, At: time.Now(),
+		Reason: "peer hbd-b silent for 300ms", Epoch: 42, Group: "web1", At: time.Now(),
 	})
 	want := map[string]string{
 		"HBD_STATE":          "MASTER",
@@ -130,6 +130,7 @@ func TestHookEnvironment(t *testing.T) {
 		"HBD_VIPS":           "198.51.100.10/24 2001:db8::10/64",
 		"HBD_REASON":         "peer hbd-b silent for 300ms",
 		"HBD_EPOCH":          "42",
+		"HBD_GROUP":          "web1",
 		"HBD_TEST_INHERITED": "yes",
 	}
 	for _, f := range []string{"master.env", "any.env"} {

@@ -17,9 +17,9 @@ _hbd() {
 	handover)
 		case $prev in
 		-c|--c|-s|--s) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-		-timeout|--timeout|-to|--to) COMPREPLY=(); return ;;
+		-group|--group|-timeout|--timeout|-to|--to) COMPREPLY=(); return ;;
 		esac
-		COMPREPLY=($(compgen -W '-c -s --timeout --to --help' -- "$cur"))
+		COMPREPLY=($(compgen -W '-c --group -s --timeout --to --help' -- "$cur"))
 		;;
 	import-keepalived)
 		case $prev in
