@@ -68,6 +68,36 @@ func (im *importer) agree() {
 	}
 }
 
+// checkHosts checks this host's heartbeat address and the peers of each
+// instance against each other and against every VIP, as hbd check does.
+func (im *importer) checkHosts() {
+	vips := map[netip.Addr]bool{}
+	for _, in := range im.insts {
+		for _, v := range in.vips {
+			vips[netip.MustParsePrefix(v.value).Addr()] = true
+		}
+	}
+	for _, in := range im.insts {
+		listen := im.listen(in)
+		if vips[listen] {
+			im.fail(orStmt(in.src, in.from), "this host's address %s is a VIP: hbd needs the host's own address for heartbeats", listen)
+		}
+		for _, p := range in.peers {
+			a := netip.MustParseAddr(p.value)
+			msg := ""
+			switch {
+			case a == listen:
+				msg = "is this host's own address (unicast_src_ip or --listen): a peer must be another host"
+			case vips[a]:
+				msg = "is a VIP: list the other nodes' own addresses"
+			default:
+				continue
+			}
+			im.errs = append(im.errs, &Problem{File: p.file, Line: p.line, Keyword: p.value, Msg: fmt.Sprintf("%s %s", a, msg)})
+		}
+	}
+}
+
 // word is the one argument of s, or "" when s is missing or malformed.
 func word(s *stmt) string {
 	if s == nil || len(s.args()) != 1 {

@@ -294,3 +294,20 @@ func TestDecimalIDs(t *testing.T) {
 		t.Errorf("two instances: cluster_id %d, ids %d and %d; want 51, 51 and 52\n%s", c.ClusterID, e[0].ID, e[1].ID, res.YAML)
 	}
 }
+
+// TestAddressesOnTheirOwn: a peer listed twice is imported once, with a
+// warning, and an IPv6 address that starts with a colon is quoted (a
+// plain "::" would read as a YAML mapping).
+func TestAddressesOnTheirOwn(t *testing.T) {
+	src := strings.Replace(strings.Replace(good, "%s", "", 2), "        198.51.100.12\n", "        ::1\n        ::1\n        198.51.100.12\n", 1)
+	res, err := Import([]byte(src), Options{File: "k.conf"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, src)
+	}
+	if c := parseImported(t, res.YAML); len(c.Peers) != 2 || c.Peers[0].Addr().String() != "::1" {
+		t.Errorf("peers %v, want ::1 and 198.51.100.12\n%s", c.Peers, res.YAML)
+	}
+	if !hasWarning(res, "k.conf:8: warning: ::1: ::1 is listed again (first on line 7): imported once") {
+		t.Errorf("no warning about the second ::1: %v", res.Warnings)
+	}
+}

@@ -44,6 +44,13 @@ type Result struct {
 	Warnings []*Problem
 }
 
+// What hbd check takes: heartbeat interval, check interval.
+const (
+	minInterval      = 5 * time.Millisecond
+	maxInterval      = 10 * time.Second
+	minCheckInterval = 10 * time.Millisecond
+)
+
 // VRRP and keepalived defaults the mapping depends on.
 const (
 	defaultAdvert     = time.Second // advert_int
@@ -272,6 +279,7 @@ func (im *importer) top(stmts []*stmt) {
 	if len(im.insts) > 1 {
 		im.agree()
 	}
+	im.checkHosts()
 	im.mergeNotify()
 	for name, s := range im.scripts {
 		if !im.scriptUsed(name) {
@@ -346,8 +354,11 @@ func (im *importer) instance(in *instance) {
 		case "advert_int":
 			if im.one(s) {
 				d, ok := im.seconds(s, s.args()[0])
-				if ok && d <= 0 {
+				switch {
+				case ok && d <= 0:
 					im.fail(s, "must be more than 0")
+				case ok && (d < minInterval || d > maxInterval):
+					im.fail(s, "%s: hbd's heartbeat interval is %s to %s", d, minInterval, maxInterval)
 				}
 				in.advert, in.advertStmt = d, s
 			}
@@ -363,7 +374,7 @@ func (im *importer) instance(in *instance) {
 			}
 		case "unicast_src_ip":
 			if im.one(s) {
-				if _, err := netip.ParseAddr(s.args()[0]); err != nil {
+				if a, err := netip.ParseAddr(s.args()[0]); err != nil || a.Zone() != "" {
 					im.fail(s, "%q is not an IP address", s.args()[0])
 				}
 				in.src = s
@@ -444,7 +455,7 @@ func (im *importer) instance(in *instance) {
 		im.fail(vi, "no unicast_src_ip: hbd needs this host's own heartbeat address; add unicast_src_ip or pass --listen ADDRESS")
 	}
 	if im.opts.Listen != "" && in == im.insts[0] {
-		if _, err := netip.ParseAddr(im.opts.Listen); err != nil {
+		if a, err := netip.ParseAddr(im.opts.Listen); err != nil || a.Zone() != "" {
 			im.errs = append(im.errs, &Problem{Keyword: "--listen", Msg: fmt.Sprintf("%q is not an IP address", im.opts.Listen)})
 		}
 	}

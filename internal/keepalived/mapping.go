@@ -42,8 +42,16 @@ func (im *importer) unicastPeers(in *instance, s *stmt) {
 	in.peersStmt = s
 	for _, p := range s.block {
 		a, err := netip.ParseAddr(p.keyword())
-		if err != nil {
+		switch {
+		case err != nil || a.Zone() != "":
 			im.fail(p, "not an IP address")
+			continue
+		case a.IsUnspecified() || a.IsMulticast():
+			im.fail(p, "%s cannot be a peer (unspecified or multicast): list the other nodes' own addresses", a)
+			continue
+		}
+		if i := slices.IndexFunc(in.peers, func(o valueFrom) bool { return o.value == a.String() }); i >= 0 {
+			im.warn(p, "%s is listed again (first on line %d): imported once", a, in.peers[i].line)
 			continue
 		}
 		if len(p.args()) > 0 {
@@ -83,8 +91,12 @@ func (im *importer) virtualAddresses(in *instance, s *stmt) {
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
-		if err != nil {
+		if err != nil || !p.IsValid() {
 			im.fail(v, "not an address or address/prefix")
+			continue
+		}
+		if a := p.Addr(); a.IsLoopback() || a.IsMulticast() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a.Is4In6() {
+			im.fail(v, "%s cannot be a VIP in hbd (loopback, multicast, unspecified, link-local or IPv4-mapped)", a)
 			continue
 		}
 		from := valueFrom{value: p.String(), file: v.file, line: v.line}
@@ -207,6 +219,9 @@ func (im *importer) script(name string) *scriptMapped {
 		case "interval":
 			if im.one(o) {
 				if d, ok := im.seconds(o, o.args()[0]); ok {
+					if d < minCheckInterval {
+						im.fail(o, "%s: hbd runs a check at most every %s", d, minCheckInterval)
+					}
 					t.interval = d
 				}
 			}

@@ -52,8 +52,8 @@ func str(s string) string {
 	if s == "" {
 		return `""`
 	}
-	if _, err := netip.ParseAddr(s); err == nil {
-		return s
+	if _, err := netip.ParseAddr(s); err == nil && !strings.HasPrefix(s, ":") {
+		return s // "::" would read as a mapping
 	}
 	plain := true
 	for i, c := range s {
