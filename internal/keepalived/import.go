@@ -2,7 +2,9 @@ package keepalived
 
 import (
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -34,6 +36,9 @@ type Options struct {
 	// LookPath finds a command given without a path (`script "pidof
 	// haproxy"`); default exec.LookPath, on the importing host's PATH.
 	LookPath func(string) (string, error)
+	// FS is where included files are read from, rooted at /; default the
+	// host's file system.
+	FS fs.FS
 }
 
 // Result is an imported configuration.
@@ -67,13 +72,17 @@ func Import(src []byte, opts Options) (*Result, error) {
 	if opts.LookPath == nil {
 		opts.LookPath = exec.LookPath
 	}
+	if opts.FS == nil {
+		opts.FS = os.DirFS("/")
+	}
 	stmts, probs := parse(opts.File, src, opts.ConfigID)
 	if len(probs) == 0 {
 		dir := "."
 		if opts.File != "" && opts.File != "-" {
 			dir = filepath.Dir(opts.File)
 		}
-		stmts, probs = includes(stmts, dir, opts.ConfigID, 0)
+		ic := &includer{fsys: opts.FS, configID: opts.ConfigID}
+		stmts, probs = ic.includes(stmts, dir, 0)
 	}
 	if len(probs) > 0 {
 		return nil, probs

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -444,4 +446,26 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestIncludeBounds: include follows only regular files of a sane size,
+// and not a glob that matches half the file system.
+func TestIncludeBounds(t *testing.T) {
+	files := fstest.MapFS{
+		"etc/keepalived/conf.d":   {Mode: fs.ModeDir | 0o755},
+		"etc/keepalived/fifo":     {Mode: fs.ModeNamedPipe | 0o644},
+		"etc/keepalived/big.conf": {Data: bytes.Repeat([]byte("# padding\n"), maxIncludeSize/10+1)},
+	}
+	for i := range maxIncludeFiles + 1 {
+		files[fmt.Sprintf("etc/many/%03d.conf", i)] = &fstest.MapFile{Data: []byte("! empty\n")}
+	}
+	for _, tc := range []struct{ include, want string }{
+		{"conf.d", ":14: include: /etc/keepalived/conf.d is not a keepalived configuration (not a regular file of at most 1048576 bytes)"},
+		{"fifo", ":14: include: /etc/keepalived/fifo is not a keepalived configuration"},
+		{"big.conf", ":14: include: /etc/keepalived/big.conf is not a keepalived configuration"},
+		{"/etc/many/*.conf", ":14: include: /etc/many/*.conf matches 101 files; at most 100 are followed"},
+	} {
+		src := strings.Replace(strings.Replace(good, "%s", "", 1), "%s", "include "+tc.include, 1)
+		wantProblems(t, src, Options{File: "/etc/keepalived/keepalived.conf", FS: files}, []string{tc.want})
+	}
 }

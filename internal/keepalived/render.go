@@ -32,6 +32,9 @@ func (o *out) bytes() []byte {
 	}
 	var b strings.Builder
 	for _, l := range o.lines {
+		// Comments quote keepalived.conf, which need not be UTF-8; YAML
+		// must be.
+		l = [2]string{strings.ToValidUTF8(l[0], "\uFFFD"), strings.ToValidUTF8(l[1], "\uFFFD")}
 		b.WriteString(l[0])
 		if l[1] != "" {
 			pad := col + 2 - len(l[0])
@@ -52,8 +55,8 @@ func str(s string) string {
 	if s == "" {
 		return `""`
 	}
-	if _, err := netip.ParseAddr(s); err == nil && !strings.HasPrefix(s, ":") {
-		return s // "::" would read as a mapping
+	if _, err := netip.ParseAddr(s); err == nil && !strings.HasPrefix(s, ":") && !strings.HasSuffix(s, ":") {
+		return s // "::" or "0::" would read as a mapping
 	}
 	plain := true
 	for i, c := range s {
