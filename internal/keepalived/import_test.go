@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -467,5 +469,17 @@ func TestIncludeBounds(t *testing.T) {
 	} {
 		src := strings.Replace(strings.Replace(good, "%s", "", 1), "%s", "include "+tc.include, 1)
 		wantProblems(t, src, Options{File: "/etc/keepalived/keepalived.conf", FS: files}, []string{tc.want})
+	}
+}
+
+// TestStr: every scalar str writes reads back as the same string.
+func TestStr(t *testing.T) {
+	for _, s := range []string{"eth0", "::", "::1", "0::", "a::", "2001:db8::", "2001:db8::11", "198.51.100.11", "yes", "a,b", "x:", "0000", "#x", "a b", "-", "é"} {
+		var v struct {
+			V string `yaml:"v"`
+		}
+		if err := yaml.Unmarshal([]byte("v: "+str(s)+"\n"), &v); err != nil || v.V != s {
+			t.Errorf("str(%q) = %s reads back as %q, %v", s, str(s), v.V, err)
+		}
 	}
 }

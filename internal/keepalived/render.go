@@ -56,7 +56,7 @@ func str(s string) string {
 		return `""`
 	}
 	if _, err := netip.ParseAddr(s); err == nil && !strings.HasPrefix(s, ":") && !strings.HasSuffix(s, ":") {
-		return s // "::" or "0::" would read as a mapping
+		return s // "::" or "2001:db8::" would read as a mapping
 	}
 	plain := true
 	for i, c := range s {
@@ -69,6 +69,9 @@ func str(s string) string {
 	}
 	switch strings.ToLower(s) {
 	case "y", "n", "yes", "no", "on", "off", "true", "false", "null":
+		plain = false
+	}
+	if strings.HasSuffix(s, ":") { // "a::" would read as a mapping
 		plain = false
 	}
 	if plain {
