@@ -11,15 +11,18 @@ import (
 )
 
 func init() {
-	register(command{name: "import-keepalived", summary: "convert a keepalived.conf (one VRRP instance) to an hbd config", run: runImportKeepalived})
+	register(command{name: "import-keepalived", summary: "convert a keepalived.conf (its VRRP instances as VIP groups) to an hbd config", run: runImportKeepalived})
 }
 
 func runImportKeepalived(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("import-keepalived", "Usage: hbd import-keepalived [--node NAME] [--key-file FILE] [--listen ADDR] [--config-id ID] FILE\n\n"+
-		"Reads a keepalived.conf with one vrrp_instance (FILE, or - for standard\n"+
-		"input; include directives are followed) and prints the equivalent hbd\n"+
-		"config on standard output, with comments saying where each value came\n"+
-		"from. A program given without a path is looked up on this host's PATH.\n"+
+		"Reads a keepalived.conf (FILE, or - for standard input; include\n"+
+		"directives are followed) and prints the equivalent hbd config on\n"+
+		"standard output, with comments saying where each value came from. One\n"+
+		"vrrp_instance gives a plain config; several (at most 8) give one VIP\n"+
+		"group each, and must then agree on the interface, unicast_src_ip,\n"+
+		"unicast_peer and advert_int, which all groups share. A program given\n"+
+		"without a path is looked up on this host's PATH.\n"+
 		"Warnings about settings left out or changed go to standard error;\n"+
 		"anything that cannot be mapped is an error naming its file and line, and\n"+
 		"nothing is printed. Flags may also follow FILE. Then: hbd keygen --write\n"+

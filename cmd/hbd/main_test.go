@@ -199,3 +199,32 @@ func TestKeygen(t *testing.T) {
 		t.Errorf("keygen: %q %q", a.String(), b.String())
 	}
 }
+
+// TestImportKeepalivedGroups: two vrrp_instance blocks import as two
+// groups, and hbd check takes the result (on lo, with a real key file).
+func TestImportKeepalivedGroups(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("0123456789abcdef", 4)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	conf := "../../internal/keepalived/testdata/active-active-pc02.conf"
+	if code := run([]string{"import-keepalived", conf, "--node", "pc02", "--key-file", key}, &out, &errb); code != 0 {
+		t.Fatalf("import-keepalived: exit %d\n%s", code, errb.String())
+	}
+	cfg := filepath.Join(dir, "hbd.yaml")
+	if err := os.WriteFile(cfg, bytes.ReplaceAll(out.Bytes(), []byte("interface: eth0"), []byte("interface: lo")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"check", "-c", cfg}, &out, &errb); code != 0 {
+		t.Fatalf("hbd check on the import: exit %d\n%s", code, errb.String())
+	}
+	for _, want := range []string{"name: VI_1", "id: 51", "name: VI_2", "id: 52"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("hbd check's effective config lacks %q:\n%s", want, out.String())
+		}
+	}
+}

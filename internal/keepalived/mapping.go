@@ -30,26 +30,34 @@ func (im *importer) seconds(s *stmt, v string) (time.Duration, bool) {
 	return time.Duration(math.Round(f*1e6)) * time.Microsecond, true
 }
 
-func (im *importer) unicastPeers(s *stmt) {
+func (im *importer) unicastPeers(in *instance, s *stmt) {
 	if !s.hasBlock {
 		im.fail(s, "want a block: unicast_peer { ADDRESS … }")
 		return
 	}
-	if im.peersStmt != nil {
-		im.fail(s, "a second unicast_peer block (the first is on line %d)", im.peersStmt.line)
+	if in.peersStmt != nil {
+		im.fail(s, "a second unicast_peer block (the first is on line %d)", in.peersStmt.line)
 		return
 	}
-	im.peersStmt = s
+	in.peersStmt = s
 	for _, p := range s.block {
 		a, err := netip.ParseAddr(p.keyword())
-		if err != nil {
+		switch {
+		case err != nil || a.Zone() != "":
 			im.fail(p, "not an IP address")
+			continue
+		case a.IsUnspecified() || a.IsMulticast():
+			im.fail(p, "%s cannot be a peer (unspecified or multicast): list the other nodes' own addresses", a)
+			continue
+		}
+		if i := slices.IndexFunc(in.peers, func(o valueFrom) bool { return o.value == a.String() }); i >= 0 {
+			im.warn(p, "%s is listed again (first on line %d): imported once", a, in.peers[i].line)
 			continue
 		}
 		if len(p.args()) > 0 {
 			im.warn(p, "ignored options %q: hbd authenticates frames instead of checking TTLs", strings.Join(p.args(), " "))
 		}
-		im.peers = append(im.peers, valueFrom{value: a.String(), file: p.file, line: p.line})
+		in.peers = append(in.peers, valueFrom{value: a.String(), file: p.file, line: p.line})
 	}
 	if len(s.block) == 0 {
 		im.fail(s, "empty: hbd needs at least one peer")
@@ -62,12 +70,12 @@ var (
 	vipFlagOpts  = map[string]bool{"home": true, "-nodad": true, "nodad": true, "noprefixroute": true, "autojoin": true, "no_track": true}
 )
 
-func (im *importer) virtualAddresses(s *stmt) {
+func (im *importer) virtualAddresses(in *instance, s *stmt) {
 	if !s.hasBlock {
 		im.fail(s, "want a block: %s { ADDRESS[/PREFIX] [dev IFACE] … }", s.keyword())
 		return
 	}
-	im.vipsStmt = append(im.vipsStmt, s)
+	in.vipsStmt = append(in.vipsStmt, s)
 	if s.keyword() == "virtual_ipaddress_excluded" {
 		im.warn(s, "imported as ordinary VIPs: hbd does not distinguish addresses left out of VRRP adverts")
 	}
@@ -83,16 +91,20 @@ func (im *importer) virtualAddresses(s *stmt) {
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
-		if err != nil {
+		if err != nil || !p.IsValid() {
 			im.fail(v, "not an address or address/prefix")
+			continue
+		}
+		if a := p.Addr(); a.IsLoopback() || a.IsMulticast() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a.Is4In6() {
+			im.fail(v, "%s cannot be a VIP in hbd (loopback, multicast, unspecified, link-local or IPv4-mapped)", a)
 			continue
 		}
 		from := valueFrom{value: p.String(), file: v.file, line: v.line}
 		if !strings.Contains(text, "/") {
 			from.note = fmt.Sprintf("no prefix given: /%d, as keepalived does", p.Bits())
 		}
-		if i := slices.IndexFunc(im.vips, func(o valueFrom) bool { return netip.MustParsePrefix(o.value).Addr() == p.Addr() }); i >= 0 {
-			im.warn(v, "%s is listed again (first on line %d as %s): imported once", p.Addr(), im.vips[i].line, im.vips[i].value)
+		if i := slices.IndexFunc(in.vips, func(o valueFrom) bool { return netip.MustParsePrefix(o.value).Addr() == p.Addr() }); i >= 0 {
+			im.warn(v, "%s is listed again (first on line %d as %s): imported once", p.Addr(), in.vips[i].line, in.vips[i].value)
 			continue
 		}
 		args := v.args()
@@ -124,11 +136,12 @@ func (im *importer) virtualAddresses(s *stmt) {
 		if len(ignored) > 0 {
 			im.warn(v, "ignored %s: hbd adds the VIP with its own label (IFNAME:hbd), a finite lifetime and default scope", strings.Join(ignored, ", "))
 		}
-		im.vips = append(im.vips, from)
+		in.vips = append(in.vips, from)
 	}
 }
 
-func (im *importer) notifyCmd(s *stmt) {
+func (im *importer) notifyCmd(in *instance, s *stmt) {
+	in.notifyGiven[s.keyword()] = true
 	if len(s.args()) == 0 {
 		im.fail(s, "want a command")
 		return
@@ -137,104 +150,150 @@ func (im *importer) notifyCmd(s *stmt) {
 	if !ok {
 		return
 	}
-	field := map[string]string{"notify_master": "master", "notify_backup": "backup", "notify_fault": "fault", "notify": "any"}[s.keyword()]
-	for _, n := range im.notify {
+	var field string
+	for f, k := range notifyKeyword {
+		if k == s.keyword() {
+			field = f
+		}
+	}
+	for _, n := range in.notify {
 		if n.field == field {
 			im.fail(s, "given twice (also line %d)", n.from.line)
 			return
 		}
 	}
 	if field == "any" {
-		im.warn(s, "keepalived passes TYPE NAME STATE PRIORITY as arguments; hbd passes HBD_STATE, HBD_PREVIOUS_STATE, HBD_NODE, HBD_VIPS, HBD_REASON and HBD_EPOCH in the environment instead: adapt the script")
+		if len(im.insts) > 1 {
+			im.warn(s, "keepalived passes TYPE NAME STATE PRIORITY as arguments; hbd passes HBD_STATE, HBD_PREVIOUS_STATE, HBD_NODE, HBD_VIPS, HBD_REASON, HBD_EPOCH and HBD_GROUP (the group, named after the instance) in the environment instead: adapt the script")
+		} else {
+			im.warn(s, "keepalived passes TYPE NAME STATE PRIORITY as arguments; hbd passes HBD_STATE, HBD_PREVIOUS_STATE, HBD_NODE, HBD_VIPS, HBD_REASON and HBD_EPOCH in the environment instead: adapt the script")
+		}
 	}
-	im.notify = append(im.notify, notifyCmd{field: field, argv: argv, note: note, from: s})
+	in.notify = append(in.notify, notifyCmd{field: field, argv: argv, note: note, from: s})
 }
 
 func (im *importer) scriptUsed(name string) bool {
 	for _, t := range im.tracks {
-		if t.name == name {
+		if t.key == "script "+name {
 			return true
 		}
 	}
 	return false
 }
 
-func (im *importer) trackScripts(ts *stmt) {
+// scriptMapped is a vrrp_script block mapped to a track, before the
+// weight a track_script entry may give it.
+type scriptMapped struct {
+	t          track
+	weight     int
+	weightStmt *stmt
+	ok         bool
+}
+
+// script maps the vrrp_script block named name, once: every instance
+// that tracks it shares the result and its messages.
+func (im *importer) script(name string) *scriptMapped {
+	if m, ok := im.mapped[name]; ok {
+		return m
+	}
+	vs := im.scripts[name]
+	m := &scriptMapped{}
+	im.mapped[name] = m
+	t := track{name: name, key: "script " + name, def: vs, kind: "exec", interval: defaultScriptIval, rise: 1, fall: 1}
+	var timeout *stmt
+	scriptFailed := false // its script line is wrong: no "no script line" after that
+	for _, o := range vs.block {
+		switch o.keyword() {
+		case "script":
+			if len(o.args()) == 0 {
+				im.fail(o, "want a command")
+				scriptFailed = true
+				continue
+			}
+			argv, note, ok := im.command(o)
+			if !ok {
+				scriptFailed = true
+				continue
+			}
+			t.command, t.cmdNote = argv, note
+		case "interval":
+			if im.one(o) {
+				if d, ok := im.seconds(o, o.args()[0]); ok {
+					if d < minCheckInterval {
+						im.fail(o, "%s: hbd runs a check at most every %s", d, minCheckInterval)
+					}
+					t.interval = d
+				}
+			}
+		case "timeout":
+			if im.one(o) {
+				if d, ok := im.seconds(o, o.args()[0]); ok {
+					t.timeout, timeout = d, o
+				}
+			}
+		case "weight":
+			if w, ok := im.weight(o); ok {
+				m.weight, m.weightStmt = w, o
+			}
+		case "rise", "fall":
+			if im.one(o) {
+				n, err := strconv.Atoi(o.args()[0])
+				if err != nil || n < 1 {
+					im.fail(o, "%q is not a count of 1 or more", o.args()[0])
+				} else if o.keyword() == "rise" {
+					t.rise = n
+				} else {
+					t.fall = n
+				}
+			}
+		case "user":
+			im.warn(o, "ignored: hbd runs checks as its own user (hbd); grant that user what the script needs")
+		case "init_fail":
+			t.notes = append(t.notes, "init_fail: hbd treats a check as failing until it has passed `rise` times")
+		default:
+			im.fail(o, "unknown vrrp_script keyword")
+		}
+	}
+	if t.command == nil {
+		if !scriptFailed {
+			im.fail(vs, "no script line")
+		}
+		return m
+	}
+	if t.timeout > t.interval {
+		im.warn(timeout, "timeout %s is longer than interval %s; hbd bounds a run by its interval, so timeout is %s", t.timeout, t.interval, t.interval)
+		t.timeout = t.interval
+	}
+	if t.timeout == t.interval {
+		t.timeout = 0 // the default
+	}
+	m.t, m.ok = t, true
+	return m
+}
+
+func (im *importer) trackScripts(in *instance, ts *stmt) {
 	if !ts.hasBlock {
 		im.fail(ts, "want a block: track_script { NAME [weight N] … }")
 		return
 	}
 	for _, e := range ts.block {
 		name := e.keyword()
-		vs, ok := im.scripts[name]
-		if !ok {
+		if _, ok := im.scripts[name]; !ok {
 			im.fail(e, "no vrrp_script %q is defined", name)
 			continue
 		}
-		if im.scriptUsed(name) {
+		if in.tracked["script "+name] {
 			im.fail(e, "tracked twice")
 			continue
 		}
-		t := track{name: name, kind: "exec", interval: defaultScriptIval, rise: 1, fall: 1,
-			comment: fmt.Sprintf("vrrp_script %s (%s), track_script (%s)", name, im.lineRef(vs.file, vs.line), im.lineRef(e.file, e.line))}
-		weight, weightStmt := 0, (*stmt)(nil)
-		var timeout *stmt
-		scriptFailed := false // its script line is wrong: no "no script line" after that
-		for _, o := range vs.block {
-			switch o.keyword() {
-			case "script":
-				if len(o.args()) == 0 {
-					im.fail(o, "want a command")
-					scriptFailed = true
-					continue
-				}
-				argv, note, ok := im.command(o)
-				if !ok {
-					scriptFailed = true
-					continue
-				}
-				t.command, t.cmdNote = argv, note
-			case "interval":
-				if im.one(o) {
-					if d, ok := im.seconds(o, o.args()[0]); ok {
-						t.interval = d
-					}
-				}
-			case "timeout":
-				if im.one(o) {
-					if d, ok := im.seconds(o, o.args()[0]); ok {
-						t.timeout, timeout = d, o
-					}
-				}
-			case "weight":
-				if w, ok := im.weight(o); ok {
-					weight, weightStmt = w, o
-				}
-			case "rise", "fall":
-				if im.one(o) {
-					n, err := strconv.Atoi(o.args()[0])
-					if err != nil || n < 1 {
-						im.fail(o, "%q is not a count of 1 or more", o.args()[0])
-					} else if o.keyword() == "rise" {
-						t.rise = n
-					} else {
-						t.fall = n
-					}
-				}
-			case "user":
-				im.warn(o, "ignored: hbd runs checks as its own user (hbd); grant that user what the script needs")
-			case "init_fail":
-				t.notes = append(t.notes, "init_fail: hbd treats a check as failing until it has passed `rise` times")
-			default:
-				im.fail(o, "unknown vrrp_script keyword")
-			}
-		}
-		if t.command == nil {
-			if !scriptFailed {
-				im.fail(vs, "no script line")
-			}
+		in.tracked["script "+name] = true
+		m := im.script(name)
+		if !m.ok {
 			continue
 		}
+		t := m.t
+		t.notes = slices.Clone(t.notes)
+		weight, weightStmt := m.weight, m.weightStmt
 		// The instance's own weight for this script overrides the script's.
 		if len(e.args()) > 0 {
 			if len(e.args()) == 2 && e.args()[0] == "weight" {
@@ -247,15 +306,72 @@ func (im *importer) trackScripts(ts *stmt) {
 			}
 		}
 		im.setWeight(&t, weight, weightStmt)
-		if t.timeout > t.interval {
-			im.warn(timeout, "timeout %s is longer than interval %s; hbd bounds a run by its interval, so timeout is %s", t.timeout, t.interval, t.interval)
-			t.timeout = t.interval
-		}
-		if t.timeout == t.interval {
-			t.timeout = 0 // the default
-		}
-		im.tracks = append(im.tracks, t)
+		im.addTrack(in, t, e)
 	}
+}
+
+// addTrack makes t count in the group of in, tracked from entry e: as a
+// track already there when another instance tracks the same check with
+// the same weight, else as a new one. An hbd track has one weight: the
+// same check with another weight is a second track, under another name.
+func (im *importer) addTrack(in *instance, t track, e *stmt) {
+	t.uses = []*stmt{e}
+	var other *track
+	for i := range im.tracks {
+		x := &im.tracks[i]
+		if x.key != t.key {
+			continue
+		}
+		if x.fault == t.fault && x.weight == t.weight {
+			x.uses = append(x.uses, e)
+			in.tracks = append(in.tracks, x.name)
+			return
+		}
+		if other == nil {
+			other = x
+		}
+	}
+	if other != nil {
+		t.name = im.trackName(t.name + "-" + in.group)
+		owner := im.instanceOf(other.uses[0])
+		im.warn(e, "%s here, but %s where vrrp_instance %s tracks it (%s): an hbd track has one weight, so this one is imported as a second track, %s, which runs the same check again and counts only in group %s",
+			weightText(t), weightText(*other), owner.name, im.lineRef(other.uses[0].file, other.uses[0].line), t.name, in.group)
+	}
+	im.tracks = append(im.tracks, t)
+	in.tracks = append(in.tracks, t.name)
+}
+
+// trackName is name, or name-2, name-3, … when a track has it already.
+func (im *importer) trackName(name string) string {
+	taken := func(n string) bool {
+		return slices.ContainsFunc(im.tracks, func(t track) bool { return t.name == n })
+	}
+	n := name
+	for i := 2; taken(n); i++ {
+		n = fmt.Sprintf("%s-%d", name, i)
+	}
+	return n
+}
+
+// instanceOf is the instance whose block holds the track entry e.
+func (im *importer) instanceOf(e *stmt) *instance {
+	for _, in := range im.insts {
+		for _, b := range in.trackFrom {
+			if slices.Contains(b.block, e) {
+				return in
+			}
+		}
+	}
+	panic("keepalived: a track entry outside every instance")
+}
+
+// weightText says how keepalived weighs a track: "weight -20", or "no
+// weight" (FAULT while failing).
+func weightText(t track) string {
+	if t.kaWeight == 0 {
+		return "no weight (FAULT while failing)"
+	}
+	return fmt.Sprintf("weight %+d", t.kaWeight)
 }
 
 // weight parses `weight N`; keepalived's "reverse" has no hbd counterpart.
@@ -281,6 +397,7 @@ func (im *importer) weight(s *stmt) (int, bool) {
 // the check fails; -N subtracts N while it fails; +N adds N while it
 // passes, which hbd can only express as subtracting N while it fails.
 func (im *importer) setWeight(t *track, w int, from *stmt) {
+	t.kaWeight = w
 	switch {
 	case w == 0:
 		t.fault = true
@@ -295,15 +412,14 @@ func (im *importer) setWeight(t *track, w int, from *stmt) {
 	}
 }
 
-func (im *importer) trackInterfaces(ti *stmt) {
+func (im *importer) trackInterfaces(in *instance, ti *stmt) {
 	if !ti.hasBlock {
 		im.fail(ti, "want a block: track_interface { IFACE [weight N] … }")
 		return
 	}
 	for _, e := range ti.block {
-		t := track{name: "link-" + e.keyword(), kind: "interface", iface: e.keyword(),
-			comment: fmt.Sprintf("track_interface %s (%s)", e.keyword(), im.lineRef(e.file, e.line))}
-		if im.iface != nil && len(im.iface.args()) == 1 && e.keyword() == im.iface.args()[0] {
+		t := track{name: "link-" + e.keyword(), key: "interface " + e.keyword(), kind: "interface", iface: e.keyword()}
+		if in.iface != nil && len(in.iface.args()) == 1 && e.keyword() == in.iface.args()[0] {
 			im.warn(e, "hbd always watches the VIP interface %s; no track is needed for it", e.keyword())
 			continue
 		}
@@ -318,13 +434,13 @@ func (im *importer) trackInterfaces(ti *stmt) {
 				continue
 			}
 		}
-		for _, x := range im.tracks {
-			if x.name == t.name {
-				im.fail(e, "tracked twice")
-			}
+		if in.tracked[t.key] {
+			im.fail(e, "tracked twice")
+			continue
 		}
+		in.tracked[t.key] = true
 		im.setWeight(&t, w, from)
-		im.tracks = append(im.tracks, t)
+		im.addTrack(in, t, e)
 	}
 }
 

@@ -2,7 +2,7 @@ package keepalived
 
 import (
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strings"
 )
@@ -171,22 +171,47 @@ func parse(name string, src []byte, configID string) ([]*stmt, Problems) {
 	return root.block, nil
 }
 
-// maxIncludeDepth bounds nested includes: deeper is taken for a loop.
-const maxIncludeDepth = 8
+// Bounds on includes: deeper nesting is taken for a loop; a glob or a
+// file larger than these is not a keepalived configuration.
+const (
+	maxIncludeDepth = 8
+	maxIncludeFiles = 100
+	maxIncludeSize  = 1 << 20
+)
+
+// includer follows include directives, reading files from fsys (rooted
+// at /).
+type includer struct {
+	fsys     fs.FS
+	configID string
+}
+
+// fsPath is the name in fsys of the host path p.
+func fsPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	if p = strings.TrimPrefix(filepath.ToSlash(p), "/"); p == "" {
+		return "."
+	}
+	return p
+}
 
 // includes replaces every `include PATTERN` statement, at any level, by
 // the statements of the files it names, as keepalived does: a relative
 // pattern is relative to the directory of the file holding the include,
 // and a glob takes every match in order. Problems name the include's file
 // and line; those inside an included file name that file and its lines.
-func includes(stmts []*stmt, dir, configID string, depth int) ([]*stmt, Problems) {
+// Only regular files are read, at most maxIncludeFiles per include, each
+// at most maxIncludeSize.
+func (ic *includer) includes(stmts []*stmt, dir string, depth int) ([]*stmt, Problems) {
 	var out []*stmt
 	var probs Problems
 	for _, s := range stmts {
 		if s.keyword() != "include" {
 			if s.hasBlock {
 				var ps Problems
-				s.block, ps = includes(s.block, dir, configID, depth)
+				s.block, ps = ic.includes(s.block, dir, depth)
 				probs = append(probs, ps...)
 			}
 			out = append(out, s)
@@ -207,20 +232,32 @@ func includes(stmts []*stmt, dir, configID string, depth int) ([]*stmt, Problems
 		if !filepath.IsAbs(pattern) {
 			pattern = filepath.Join(dir, pattern)
 		}
-		files, err := filepath.Glob(pattern)
-		if err != nil || len(files) == 0 {
+		files, err := fs.Glob(ic.fsys, fsPath(pattern))
+		switch {
+		case err != nil || len(files) == 0:
 			fail("%s: no such file", pattern)
 			continue
+		case len(files) > maxIncludeFiles:
+			fail("%s matches %d files; at most %d are followed", pattern, len(files), maxIncludeFiles)
+			continue
 		}
-		for _, f := range files {
-			src, err := os.ReadFile(f)
+		for _, name := range files {
+			f := "/" + name
+			if fi, err := fs.Stat(ic.fsys, name); err != nil {
+				fail("reading %s: %v", f, err)
+				continue
+			} else if !fi.Mode().IsRegular() || fi.Size() > maxIncludeSize {
+				fail("%s is not a keepalived configuration (not a regular file of at most %d bytes)", f, maxIncludeSize)
+				continue
+			}
+			src, err := fs.ReadFile(ic.fsys, name)
 			if err != nil {
 				fail("reading %s: %v", f, err)
 				continue
 			}
-			inc, ps := parse(f, src, configID)
+			inc, ps := parse(f, src, ic.configID)
 			if len(ps) == 0 {
-				inc, ps = includes(inc, filepath.Dir(f), configID, depth+1)
+				inc, ps = ic.includes(inc, filepath.Dir(f), depth+1)
 			}
 			probs = append(probs, ps...)
 			out = append(out, inc...)
