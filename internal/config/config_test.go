@@ -98,20 +98,25 @@ func TestErrorsNameLineAndField(t *testing.T) {
 		{"relative command", good + "notify:\n  master: [notify.sh]\n", 9, "notify.master", "absolute path"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := parse(t, tt.src, opts())
-			var es Errors
-			if !errors.As(err, &es) {
-				t.Fatalf("want Errors, got %v", err)
-			}
-			for _, e := range es {
-				if e.Line == tt.line && e.Field == tt.field && strings.Contains(e.Msg, tt.msg) {
-					return
-				}
-			}
-			t.Errorf("no error at line %d field %s containing %q; got:\n%v", tt.line, tt.field, tt.msg, err)
-		})
+		t.Run(tt.name, func(t *testing.T) { wantFieldError(t, tt.src, tt.line, tt.field, tt.msg) })
 	}
+}
+
+// wantFieldError parses src and wants an error at line naming field, its
+// message containing msg.
+func wantFieldError(t *testing.T, src string, line int, field, msg string) {
+	t.Helper()
+	_, err := parse(t, src, opts())
+	var es Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("want Errors, got %v", err)
+	}
+	for _, e := range es {
+		if e.Line == line && e.Field == field && strings.Contains(e.Msg, msg) {
+			return
+		}
+	}
+	t.Errorf("no error at line %d field %s containing %q; got:\n%v", line, field, msg, err)
 }
 
 func TestEveryErrorIsReported(t *testing.T) {

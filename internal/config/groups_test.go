@@ -1,7 +1,6 @@
 package config
 
 import (
-	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -106,18 +105,6 @@ func TestGroupErrorsNameLineAndField(t *testing.T) {
 		{"listen is a group VIP", strings.Replace(goodGroups, "listen: 198.51.100.11", "listen: 198.51.100.10", 1), 3, "listen", "is a VIP"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := parse(t, tt.src, opts())
-			var es Errors
-			if !errors.As(err, &es) {
-				t.Fatalf("want Errors, got %v", err)
-			}
-			for _, e := range es {
-				if e.Line == tt.line && e.Field == tt.field && strings.Contains(e.Msg, tt.msg) {
-					return
-				}
-			}
-			t.Errorf("no error at line %d field %s containing %q; got:\n%v", tt.line, tt.field, tt.msg, err)
-		})
+		t.Run(tt.name, func(t *testing.T) { wantFieldError(t, tt.src, tt.line, tt.field, tt.msg) })
 	}
 }
