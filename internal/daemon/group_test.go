@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,9 +65,12 @@ func frameGroup(f heartbeat.Frame, id uint8) heartbeat.Group {
 func TestGroupsElectTheirOwnMasters(t *testing.T) {
 	f := start(t, groupsConfig("DIR"))
 	web2Epoch := uint64(1)
-	web1 := heartbeat.Group{State: election.Backup, Priority: 100, Flags: election.FlagReady, Epoch: 0}
+	// web1 is pc02's view of group web1: the beat goroutine reads it, the
+	// watcher below changes it once pc02 has been handed web1.
+	var web1 atomic.Pointer[heartbeat.Group]
+	web1.Store(&heartbeat.Group{State: election.Backup, Priority: 100, Flags: election.FlagReady, Epoch: 0})
 	pc02 := func() heartbeat.Frame {
-		return f.peer.groupFrame(election.Heartbeat, web1,
+		return f.peer.groupFrame(election.Heartbeat, *web1.Load(),
 			heartbeat.Group{State: election.Master, Priority: 150, Flags: election.FlagReady, Epoch: web2Epoch})
 	}
 	f.peer.beatEvery(50*time.Millisecond, pc02)
@@ -125,7 +129,7 @@ func TestGroupsElectTheirOwnMasters(t *testing.T) {
 		for time.Now().Before(deadline) {
 			for _, fr := range f.peer.received() {
 				if fr.Kind == election.Released && frameGroup(fr, 1).Target == peerName {
-					web1 = heartbeat.Group{State: election.Master, Priority: 100, Flags: election.FlagReady, Epoch: 7}
+					web1.Store(&heartbeat.Group{State: election.Master, Priority: 100, Flags: election.FlagReady, Epoch: 7})
 					return
 				}
 			}
