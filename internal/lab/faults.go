@@ -20,14 +20,17 @@ type faultState struct {
 
 // setupNft creates the bridge table: per host an "in-<host>" chain (frames
 // the host sends) and an "out-<host>" chain (frames sent to it), reached from
-// a forward-hook base chain. Faults only rewrite the per-host chains.
+// a forward-hook base chain. Faults only rewrite the per-host chains. The
+// set of ports in a timed blackout (BlackoutFor) comes first.
 func (l *Lab) setupNft(ctx context.Context) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table bridge %s {\n", nftTable)
+	fmt.Fprintf(&b, "\tset %s {\n\t\ttype ifname\n\t\tflags timeout\n\t}\n", nftTimedSet)
 	for _, name := range l.order {
 		fmt.Fprintf(&b, "\tchain in-%s {\n\t}\n\tchain out-%s {\n\t}\n", name, name)
 	}
 	b.WriteString("\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n")
+	fmt.Fprintf(&b, "\t\tiifname @%[1]s drop\n\t\toifname @%[1]s drop\n", nftTimedSet)
 	for _, name := range l.order {
 		port := l.hosts[name].Port
 		fmt.Fprintf(&b, "\t\tiifname %q jump in-%s\n\t\toifname %q jump out-%s\n", port, name, port, name)
@@ -126,6 +129,30 @@ func (l *Lab) Blackout(host string, on bool) error {
 	if err := l.updateFault(host, func(f *faultState) { f.blackout = on }); err != nil {
 		return fmt.Errorf("lab: setting blackout=%t for %s: %w", on, host, err)
 	}
+	return nil
+}
+
+// BlackoutFor drops every frame from and to the host for d, like
+// Blackout, and the kernel ends it: the port goes into a set with a timeout
+// of d, so the blackout lasts d from the moment the rule takes effect
+// however late the caller runs again (a busy machine can take tens of
+// milliseconds to run nft, which would stretch a Blackout(on) …
+// Blackout(off) pair). It returns once the blackout has begun.
+func (l *Lab) BlackoutFor(host string, d time.Duration) error {
+	h, err := l.host(host)
+	if err != nil {
+		return err
+	}
+	if d < time.Millisecond {
+		return fmt.Errorf("lab: a blackout of %s for %s: want at least 1ms", d, host)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := fmt.Sprintf("add element bridge %s %s { %q timeout %dms }\n", nftTable, nftTimedSet, h.Port, d.Milliseconds())
+	if _, err := l.runLAN(ctx, cmd, "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("lab: a blackout of %s for %s: %w", d, host, err)
+	}
+	l.log.Info("lab: timed blackout", "host", host, "for", d)
 	return nil
 }
 

@@ -39,6 +39,7 @@ const (
 	Bridge        = "br0"    // bridge in the LAN namespace
 	DefaultPrefix = "hbd"    // default Options.Prefix
 	nftTable      = "hbdlab" // bridge-family nftables table in the LAN namespace
+	nftTimedSet   = "timed"  // its set of bridge ports in a timed blackout
 )
 
 // DefaultHosts are the hosts New creates when Options.Hosts is empty.

@@ -257,6 +257,18 @@ func TestLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		mustReach(t, l, "client", "pc02")
+
+		// A timed blackout ends by itself.
+		if err := l.BlackoutFor("pc02", 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		begun := time.Now()
+		mustNotReach(t, l, "client", "pc02")
+		if time.Since(begun) > 1500*time.Millisecond {
+			t.Fatalf("checking the blackout took %s: too long to tell", time.Since(begun))
+		}
+		time.Sleep(time.Until(begun.Add(2 * time.Second)))
+		mustReach(t, l, "client", "pc02")
 	})
 
 	t.Run("HasAddrAndWatchHolders", func(t *testing.T) {

@@ -71,6 +71,67 @@ func (l *Lab) StartSentinel(ctx context.Context, name string, downAfter time.Dur
 	}
 }
 
+// WaitReplicated waits until the replica StartSentinel started has
+// acknowledged every write the master at addr had taken when it was
+// called. (WAIT would not do: it counts the acknowledgements of the
+// calling connection's own writes, and the lab's connection has none; and
+// a master streams to a freshly synced replica only after its first
+// acknowledgement.)
+func (l *Lab) WaitReplicated(ctx context.Context, addr string, limit time.Duration) error {
+	info, err := l.RedisCommand(ctx, addr, "INFO", "replication")
+	if err != nil {
+		return fmt.Errorf("lab: INFO replication on %s: %w", addr, err)
+	}
+	want, ok := infoField(info, "master_repl_offset")
+	if !ok {
+		return fmt.Errorf("lab: %s gives no master_repl_offset:\n%s", addr, info)
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		// slave0:ip=…,port=6380,state=online,offset=N,lag=0
+		if line, ok := infoLine(info, "slave0"); ok && strings.Contains(line, "state=online") {
+			for _, kv := range strings.Split(line, ",") {
+				if v, ok := strings.CutPrefix(kv, "offset="); ok {
+					if got, err := strconv.ParseInt(v, 10, 64); err == nil && got >= want {
+						return nil
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("lab: the replica has not acknowledged offset %d of %s within %s:\n%s", want, addr, limit, info)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if info, err = l.RedisCommand(ctx, addr, "INFO", "replication"); err != nil {
+			return fmt.Errorf("lab: INFO replication on %s: %w", addr, err)
+		}
+	}
+}
+
+// infoLine is the value of field in an INFO reply.
+func infoLine(info, field string) (string, bool) {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// infoField is the integer value of field in an INFO reply.
+func infoField(info, field string) (int64, bool) {
+	v, ok := infoLine(info, field)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n, err == nil
+}
+
 // RedisCommand sends one command (as a RESP array) to addr from the client
 // host and returns the reply as text: simple strings, errors, integers and
 // bulk strings as they are, arrays as their elements, one a line. An error
