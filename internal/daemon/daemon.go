@@ -97,7 +97,6 @@ type Daemon struct {
 	peers       map[string]*peer
 	readySent   bool
 	lastRTTScan time.Time
-	chainEnd    time.Time // when to stop forwarding to the previous master (daisy chaining)
 	ownDrain    bool      // a handover of ours is draining the local app
 	mask        drainMask // check failures our own drain causes, held back
 	lastTCPSend time.Time
@@ -207,17 +206,6 @@ func electionConfig(cfg *config.Config, e config.Election, refresh time.Duration
 
 // timeNow is the daemon's clock (time.Now, with its monotonic reading).
 func timeNow() time.Time { return time.Now() }
-
-// chainPrefixes are the VIPs daisy chaining covers: the L2 ones, or, in a
-// BGP-only config, the BGP ones (their packets arrive on the interface
-// from the router, and the previous master is forwarded to at L2 when it
-// is on the same segment).
-func chainPrefixes(cfg *config.Config) []netip.Prefix {
-	if l2 := cfg.L2VIPs(); len(l2) > 0 {
-		return l2
-	}
-	return cfg.BGPPrefixes()
-}
 
 // vipStrings are every VIP, L2 then BGP, for logs and hooks.
 func vipStrings(cfg *config.Config) []string {
@@ -562,9 +550,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 		}
 		// One timer, armed for the earliest deadline; left alone when that
 		// has not moved (a frame rarely moves it).
-		next := earliest(d.chainEnd, d.mask.deadline(), wd.Next(now))
+		next := earliest(d.mask.deadline(), wd.Next(now))
 		for _, g := range d.groups {
-			next = earliest(next, g.m.NextDeadline(), g.burst.deadline(), g.handoffEnd, g.keeperDeadline())
+			next = earliest(next, g.m.NextDeadline(), g.burst.deadline(), g.handoffEnd, g.chainEnd, g.keeperDeadline())
 		}
 		if !next.Equal(armed) {
 			armed = next
@@ -594,11 +582,11 @@ func (d *Daemon) runDue(now time.Time) {
 			g.endHandoff()
 			d.noteStep("end of hand-off", began)
 		}
-	}
-	if !d.chainEnd.IsZero() && !now.Before(d.chainEnd) {
-		began := time.Now()
-		d.stopChain()
-		d.noteStep("end of daisy chaining", began)
+		if !g.chainEnd.IsZero() && !now.Before(g.chainEnd) {
+			began := time.Now()
+			g.stopChain()
+			d.noteStep("end of daisy chaining", began)
+		}
 	}
 	for _, r := range d.mask.due(now) {
 		if !slices.ContainsFunc(d.cfg.Tracks, func(t config.Track) bool { return t.Name == r.Name }) {
@@ -867,7 +855,7 @@ func (d *Daemon) applyCheck(r health.Result) {
 const chainWindow = 250 * time.Millisecond
 
 func (d *Daemon) openChain() {
-	c, err := handoff.New(d.cfg.Interface, chainPrefixes(d.cfg), d.log)
+	c, err := handoff.New(d.cfg.Interface, d.log)
 	if errors.Is(err, handoff.ErrNotEthernet) {
 		d.log.Info("no daisy chaining on this interface", "err", err)
 		return
@@ -890,9 +878,11 @@ func (d *Daemon) closeChain() {
 }
 
 // startChain turns daisy chaining on when this claim follows a peer's
-// release to us: for chainWindow, packets to the VIP that belong to no
-// local connection go on to that peer.
-func (d *Daemon) startChain(g *group, now time.Time) {
+// release to us: for chainWindow, packets to the group's VIPs that belong
+// to no local connection go on to that peer. Each group forwards its own
+// VIPs to its own previous master, for its own window.
+func (g *group) startChain(now time.Time) {
+	d := g.d
 	from := g.releasedBy
 	if d.chain == nil || from == "" || now.Sub(g.releasedAt) > 2*d.cfg.DeadAfter.D() {
 		return
@@ -904,22 +894,38 @@ func (d *Daemon) startChain(g *group, now time.Time) {
 	}
 	mac, err := handoff.PeerMAC(d.cfg.Interface, p.addr.Addr())
 	if err == nil {
-		err = d.chain.Forward(mac)
+		err = d.chain.Forward(g.chainAddrs(), mac)
 	}
 	if err != nil {
-		d.log.Warn("not forwarding to the previous master", "peer", from, "err", err)
+		g.log.Warn("not forwarding to the previous master", "peer", from, "err", err)
 		return
 	}
-	d.chainEnd = now.Add(chainWindow)
-	d.log.Debug("forwarding stray packets to the previous master", "peer", from, "for", chainWindow)
+	g.chainEnd = now.Add(chainWindow)
+	g.log.Debug("forwarding stray packets to the previous master", "peer", from, "for", chainWindow)
 }
 
-func (d *Daemon) stopChain() {
-	if d.chainEnd.IsZero() {
+func (g *group) stopChain() {
+	if g.chainEnd.IsZero() {
 		return
 	}
-	d.chainEnd = time.Time{}
-	if err := d.chain.Stop(); err != nil {
-		d.log.Warn("stopping daisy chaining", "err", err)
+	g.chainEnd = time.Time{}
+	if err := g.d.chain.Stop(g.chainAddrs()); err != nil {
+		g.log.Warn("stopping daisy chaining", "err", err)
 	}
+}
+
+// chainAddrs are the addresses daisy chaining covers for the group: its L2
+// VIPs, or, in a BGP-only config, the BGP ones (their packets arrive on the
+// interface from the router, and the previous master is forwarded to at
+// L2 when it is on the same segment).
+func (g *group) chainAddrs() []netip.Addr {
+	ps := g.e.VIPs
+	if len(ps) == 0 {
+		ps = g.d.cfg.BGPPrefixes()
+	}
+	out := make([]netip.Addr, len(ps))
+	for i, p := range ps {
+		out[i] = p.Addr()
+	}
+	return out
 }

@@ -36,6 +36,7 @@ type group struct {
 	masterSeen  time.Time       // last frame from whoever was master, for the failover-phase metric
 	releasedBy  string          // the last peer that released the group's VIPs to us ...
 	releasedAt  time.Time       // ... and when its frame said so
+	chainEnd    time.Time       // when to stop forwarding to the previous master (daisy chaining)
 	autoDrained bool            // a hand-off the core decided (preemption) drained the app: undrain at its end
 	beatAt      time.Time       // another group's frame carried our state at this time: owed a Sent (see settle)
 	missing     map[string]bool // peers whose frames lack this group, logged once
@@ -113,7 +114,7 @@ func (g *group) do(a election.Action) {
 			g.claim(a)
 		case election.ActRelease:
 			g.burst.stop()
-			d.stopChain()
+			g.stopChain() // another group's forwarding goes on
 			release := g.vip.Release
 			if a.Handoff {
 				release = g.vip.Handoff
@@ -159,7 +160,7 @@ func (g *group) claim(a election.Action) {
 	if !g.handoffEnd.IsZero() {
 		g.endHandoff()
 	}
-	d.startChain(g, decided)
+	g.startChain(decided)
 	err := g.vip.Claim(a.Epoch)
 	done := time.Now()
 	g.met.claims.Inc()

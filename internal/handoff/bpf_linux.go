@@ -11,17 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The three bpf(2) commands the chain needs, made directly: a one-entry
-// array map, a program load and a TCX link. A library's loader (BTF,
+// The few bpf(2) commands the chain needs, made directly: two maps and
+// their updates, a program load and a TCX link. A library's loader (BTF,
 // feature probes, kallsyms, an ELF reader) cost the daemon 1.5 MB of
 // binary for these few calls.
 // Layouts follow union bpf_attr in include/uapi/linux/bpf.h.
 const (
 	cmdMapCreate     = 0
 	cmdMapUpdateElem = 2
+	cmdMapDeleteElem = 3
 	cmdProgLoad      = 5
 	cmdLinkCreate    = 28
 
+	mapTypeHash          = 1
 	mapTypeArray         = 2
 	progTypeSchedCLS     = 3
 	attachTypeTCXIngress = 46
@@ -48,9 +50,10 @@ type mapCreateAttr struct {
 	name                                                                    [16]byte
 }
 
-// newArrayMap creates a BPF_MAP_TYPE_ARRAY and returns its descriptor.
-func newArrayMap(name string, valueSize, entries uint32) (int, error) {
-	a := mapCreateAttr{mapType: mapTypeArray, keySize: 4, valueSize: valueSize, maxEntries: entries, name: name16(name)}
+// newMap creates a map of the type and sizes given and returns its
+// descriptor.
+func newMap(name string, mapType, keySize, valueSize, entries uint32) (int, error) {
+	a := mapCreateAttr{mapType: mapType, keySize: keySize, valueSize: valueSize, maxEntries: entries, name: name16(name)}
 	fd, err := bpfCall(cmdMapCreate, unsafe.Pointer(&a), unsafe.Sizeof(a))
 	if err != nil {
 		return -1, fmt.Errorf("bpf map create: %w", err)
@@ -58,26 +61,38 @@ func newArrayMap(name string, valueSize, entries uint32) (int, error) {
 	return fd, nil
 }
 
-type mapUpdateAttr struct {
-	mapFD       uint32
-	_           uint32
-	key, value  uint64
-	updateFlags uint64
+type mapElemAttr struct {
+	mapFD      uint32
+	_          uint32
+	key, value uint64
+	flags      uint64
 }
 
-// mapPut sets entry key of the array map fd to value.
-func mapPut(fd int, key uint32, value []byte) error {
-	var k [4]byte
-	binary.NativeEndian.PutUint32(k[:], key)
-	a := mapUpdateAttr{mapFD: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&k[0]))), value: uint64(uintptr(unsafe.Pointer(&value[0])))}
+// mapPut sets the map's entry for key to value.
+func mapPut(fd int, key, value []byte) error {
+	a := mapElemAttr{mapFD: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&key[0]))), value: uint64(uintptr(unsafe.Pointer(&value[0])))}
 	_, err := bpfCall(cmdMapUpdateElem, unsafe.Pointer(&a), unsafe.Sizeof(a))
-	runtime.KeepAlive(&k)
+	runtime.KeepAlive(key)
 	runtime.KeepAlive(value)
 	if err != nil {
 		return fmt.Errorf("bpf map update: %w", err)
 	}
 	return nil
 }
+
+// mapDelete removes the map's entry for key; an absent one is no error.
+func mapDelete(fd int, key []byte) error {
+	a := mapElemAttr{mapFD: uint32(fd), key: uint64(uintptr(unsafe.Pointer(&key[0])))}
+	_, err := bpfCall(cmdMapDeleteElem, unsafe.Pointer(&a), unsafe.Sizeof(a))
+	runtime.KeepAlive(key)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("bpf map delete: %w", err)
+	}
+	return nil
+}
+
+// u32 is a u32 map key or value in the host's order.
+func u32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 
 type progLoadAttr struct {
 	progType, insnCnt           uint32

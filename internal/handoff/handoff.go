@@ -9,10 +9,12 @@
 //
 // It is a tc classifier in direct-action mode (an eBPF program written with
 // the package's own small assembler, so no compiler is needed, and loaded
-// with three raw bpf(2) calls), attached to the VIP interface's ingress through TCX (Linux 6.6)
+// with raw bpf(2) calls), attached to the VIP interface's ingress through TCX (Linux 6.6)
 // or, on older kernels, a cls_bpf filter on the clsact qdisc. The program
 // stays attached for the daemon's life and does nothing until Forward
-// turns it on; a map update turns it on and off.
+// turns it on for some VIPs; map updates turn it on and off, VIP by VIP, so
+// that each VIP group forwards to its own previous master for its own
+// window.
 //
 // On a kernel without eBPF, TCX or cls_bpf, New fails; the daemon logs it
 // and runs without daisy chaining: handovers still work, only a handshake
@@ -24,8 +26,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -41,21 +46,21 @@ var ErrNotEthernet = errors.New("handoff: not an Ethernet interface")
 type Chain struct {
 	ifindex int
 	mac     net.HardwareAddr
-	vip4    netip.Addr
-	vip6    netip.Addr
 	how     string // "tcx" or "cls_bpf"
 	log     *slog.Logger
 
+	mu  sync.Mutex
+	fwd map[netip.Addr]bool // the VIPs forwarded now
+
 	cfg    int                // the configuration map's descriptor
+	vips   int                // the VIP map's descriptor
 	prog   int                // the program's descriptor
 	tcx    int                // the TCX link's descriptor, or -1
 	filter *netlink.BpfFilter // with cls_bpf
 }
 
 // New loads the program and attaches it to ifname's ingress, turned off.
-// vips gives the VIP addresses (at most one IPv4 and one IPv6 address are
-// forwarded; others are not).
-func New(ifname string, vips []netip.Prefix, log *slog.Logger) (*Chain, error) {
+func New(ifname string, log *slog.Logger) (*Chain, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -63,34 +68,37 @@ func New(ifname string, vips []netip.Prefix, log *slog.Logger) (*Chain, error) {
 	if err != nil {
 		return nil, fmt.Errorf("handoff: looking up %s: %w", ifname, err)
 	}
-	c := &Chain{ifindex: ifi.Index, mac: ifi.HardwareAddr, log: log, tcx: -1}
+	c := &Chain{ifindex: ifi.Index, mac: ifi.HardwareAddr, log: log, tcx: -1, fwd: map[netip.Addr]bool{}}
 	if len(c.mac) != 6 {
 		return nil, fmt.Errorf("%w: %s has no Ethernet address", ErrNotEthernet, ifname)
 	}
-	for _, p := range vips {
-		a := p.Addr().Unmap()
-		switch {
-		case a.Is4() && !c.vip4.IsValid():
-			c.vip4 = a
-		case a.Is6() && !c.vip6.IsValid():
-			c.vip6 = a
-		}
-	}
-	c.cfg, err = newArrayMap("hbd_handoff", cfgSize, 1)
-	if err != nil {
+	if c.cfg, err = newMap("hbd_handoff", mapTypeArray, 4, cfgSize, 1); err != nil {
 		return nil, fmt.Errorf("handoff: creating the configuration map: %w", err)
 	}
-	c.prog, err = loadSchedCLS("hbd_handoff", program(c.cfg))
-	if err != nil {
+	if c.vips, err = newMap("hbd_handoff_vip", mapTypeHash, vipKeySize, vipValueSize, maxVIPs); err != nil {
 		unix.Close(c.cfg)
+		return nil, fmt.Errorf("handoff: creating the VIP map: %w", err)
+	}
+	if err := c.setActive(); err != nil {
+		c.closeMaps()
+		return nil, err
+	}
+	c.prog, err = loadSchedCLS("hbd_handoff", program(c.cfg, c.vips))
+	if err != nil {
+		c.closeMaps()
 		return nil, fmt.Errorf("handoff: loading the program: %w", err)
 	}
 	if err := c.attach(); err != nil {
 		unix.Close(c.prog)
-		unix.Close(c.cfg)
+		c.closeMaps()
 		return nil, err
 	}
 	return c, nil
+}
+
+func (c *Chain) closeMaps() {
+	unix.Close(c.vips)
+	unix.Close(c.cfg)
 }
 
 // How names the attachment in use: "tcx" or "cls_bpf".
@@ -121,24 +129,86 @@ func (c *Chain) attach() error {
 	return nil
 }
 
-// Forward turns forwarding on: packets to the VIPs that belong to no local
-// connection go to the host with hardware address prev.
-func (c *Chain) Forward(prev net.HardwareAddr) error {
+// Forward turns forwarding on for vips: packets to them that belong to no
+// local connection go to the host with hardware address prev. A VIP
+// forwarded already is pointed at prev instead.
+func (c *Chain) Forward(vips []netip.Addr, prev net.HardwareAddr) error {
 	if len(prev) != 6 {
 		return fmt.Errorf("handoff: forwarding to %v: not an Ethernet address", prev)
 	}
-	if err := mapPut(c.cfg, 0, c.config(true, prev)); err != nil {
-		return fmt.Errorf("handoff: turning forwarding on: %w", err)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	value := append(slices.Clone(prev), c.mac...)
+	var errs []error
+	for _, a := range vips {
+		if !c.fwd[a] && len(c.fwd) >= maxVIPs {
+			errs = append(errs, fmt.Errorf("handoff: forwarding %s: at most %d VIPs", a, maxVIPs))
+			continue
+		}
+		if err := mapPut(c.vips, vipKey(a), value); err != nil {
+			errs = append(errs, fmt.Errorf("handoff: forwarding %s: %w", a, err))
+			continue
+		}
+		c.fwd[a] = true
+	}
+	errs = append(errs, c.setActive())
+	return errors.Join(errs...)
+}
+
+// Stop turns forwarding off for vips; the program stays attached.
+func (c *Chain) Stop(vips []netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, a := range vips {
+		if !c.fwd[a] {
+			continue
+		}
+		if err := mapDelete(c.vips, vipKey(a)); err != nil {
+			errs = append(errs, fmt.Errorf("handoff: no longer forwarding %s: %w", a, err))
+			continue
+		}
+		delete(c.fwd, a)
+	}
+	errs = append(errs, c.setActive())
+	return errors.Join(errs...)
+}
+
+// Forwarding lists the VIPs forwarded now.
+func (c *Chain) Forwarding() []netip.Addr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := slices.Collect(maps.Keys(c.fwd))
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
+}
+
+// setActive writes the configuration: the number of VIPs forwarded (the
+// program passes every frame at once when it is 0) and the interface.
+func (c *Chain) setActive() error {
+	b := make([]byte, cfgSize)
+	binary.NativeEndian.PutUint32(b[cfgActive:], uint32(len(c.fwd)))
+	binary.NativeEndian.PutUint32(b[cfgIfindex:], uint32(c.ifindex))
+	if err := mapPut(c.cfg, u32(0), b); err != nil {
+		return fmt.Errorf("handoff: writing the configuration: %w", err)
 	}
 	return nil
 }
 
-// Stop turns forwarding off; the program stays attached.
-func (c *Chain) Stop() error {
-	if err := mapPut(c.cfg, 0, c.config(false, nil)); err != nil {
-		return fmt.Errorf("handoff: turning forwarding off: %w", err)
+// vipKey is a's key in the VIP map.
+func vipKey(a netip.Addr) []byte {
+	a = a.Unmap()
+	k := make([]byte, vipKeySize)
+	if a.Is4() {
+		binary.NativeEndian.PutUint32(k, 4)
+		b := a.As4()
+		copy(k[4:], b[:])
+	} else {
+		binary.NativeEndian.PutUint32(k, 6)
+		b := a.As16()
+		copy(k[4:], b[:])
 	}
-	return nil
+	return k
 }
 
 // Close detaches and unloads the program.
@@ -152,28 +222,8 @@ func (c *Chain) Close() error {
 			errs = append(errs, fmt.Errorf("handoff: removing the filter: %w", err))
 		}
 	}
-	errs = append(errs, unix.Close(c.prog), unix.Close(c.cfg))
+	errs = append(errs, unix.Close(c.prog), unix.Close(c.vips), unix.Close(c.cfg))
 	return errors.Join(errs...)
-}
-
-// config is the map value the program reads (see the cfg* offsets).
-func (c *Chain) config(active bool, prev net.HardwareAddr) []byte {
-	b := make([]byte, cfgSize)
-	if active {
-		binary.NativeEndian.PutUint32(b[cfgActive:], 1)
-	}
-	binary.NativeEndian.PutUint32(b[cfgIfindex:], uint32(c.ifindex))
-	copy(b[cfgDstMAC:cfgDstMAC+6], prev)
-	copy(b[cfgSrcMAC:cfgSrcMAC+6], c.mac)
-	if c.vip4.IsValid() {
-		a := c.vip4.As4()
-		copy(b[cfgVIP4:], a[:])
-	}
-	if c.vip6.IsValid() {
-		a := c.vip6.As16()
-		copy(b[cfgVIP6:], a[:])
-	}
-	return b
 }
 
 // PeerMAC returns the hardware address this host's neighbour table holds

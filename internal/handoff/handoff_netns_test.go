@@ -50,7 +50,10 @@ func serve() {
 	}
 }
 
-var vip = netip.MustParsePrefix("198.51.100.10/24")
+var (
+	vip  = netip.MustParsePrefix("198.51.100.10/24")
+	vip2 = netip.MustParsePrefix("198.51.100.111/24") // a second group's VIP
+)
 
 // inHost runs fn on a thread switched into host's namespace.
 func inHost(t *testing.T, l *lab.Lab, host string, fn func()) {
@@ -91,12 +94,9 @@ func ask(c net.Conn) (string, error) {
 	return strings.TrimSpace(line), err
 }
 
-// TestDaisyChain moves the VIP from pc01 to pc02 the way a handover does
-// (pc01 keeps a local route, the client's ARP entry flips) while the
-// client has a connection open with pc01. Without forwarding pc02 resets
-// it; with forwarding it is served by pc01 through pc02, and a new
-// connection is served by pc02 itself.
-func TestDaisyChain(t *testing.T) {
+// chainLab starts the line server on pc01 and pc02 and attaches a chain
+// on pc02.
+func chainLab(t *testing.T) (*lab.Lab, *Chain) {
 	l := lab.NewForTest(t)
 	exe, err := os.Executable()
 	if err != nil {
@@ -110,54 +110,80 @@ func TestDaisyChain(t *testing.T) {
 	var chain *Chain
 	inHost(t, l, "pc02", func() {
 		var err error
-		if chain, err = New(lab.HostIf, []netip.Prefix{vip}, nil); err != nil {
+		if chain, err = New(lab.HostIf, nil); err != nil {
 			t.Error(err)
 		}
 	})
 	if chain == nil {
 		t.FailNow()
 	}
-	defer chain.Close()
+	t.Cleanup(func() { chain.Close() })
 	t.Logf("attached with %s", chain.How())
+	return l, chain
+}
 
-	dial := func() net.Conn {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		var c net.Conn
-		var err error
-		for i := 0; i < 100; i++ { // the servers may still be starting
-			if c, err = l.DialContext(ctx, "client", "tcp4", netip.AddrPortFrom(vip.Addr(), 8080).String()); err == nil {
-				return c
-			}
-			time.Sleep(20 * time.Millisecond)
+// dial opens a connection from the client to v's line server.
+func dial(t *testing.T, l *lab.Lab, v netip.Prefix) net.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var c net.Conn
+	var err error
+	for i := 0; i < 100; i++ { // the servers may still be starting
+		if c, err = l.DialContext(ctx, "client", "tcp4", netip.AddrPortFrom(v.Addr(), 8080).String()); err == nil {
+			t.Cleanup(func() { c.Close() })
+			return c
 		}
-		t.Fatalf("dialling the VIP: %v", err)
-		return nil
+		time.Sleep(20 * time.Millisecond)
 	}
-	// handover moves the VIP from → to, pc01's way: local route, then the
-	// address goes; the client learns the new MAC.
-	handover := func(from, to string) {
-		run(t, l, from, "ip", "route", "replace", "local", vip.Addr().String(), "dev", lab.HostIf, "table", "local", "metric", "1")
-		run(t, l, from, "ip", "addr", "del", vip.String(), "dev", lab.HostIf)
-		run(t, l, to, "ip", "addr", "add", vip.String(), "dev", lab.HostIf)
-		run(t, l, "client", "ip", "neigh", "replace", vip.Addr().String(), "lladdr", l.MAC(to).String(), "dev", lab.HostIf)
-	}
+	t.Fatalf("dialling %s: %v", v.Addr(), err)
+	return nil
+}
 
+// move moves v from → to the way a handover does: a local route on from,
+// then the address goes; the client learns the new MAC.
+func move(t *testing.T, l *lab.Lab, v netip.Prefix, from, to string) {
+	t.Helper()
+	run(t, l, from, "ip", "route", "replace", "local", v.Addr().String(), "dev", lab.HostIf, "table", "local", "metric", "1")
+	shift(t, l, v, from, to)
+}
+
+// moveBack undoes move(v, from, to).
+func moveBack(t *testing.T, l *lab.Lab, v netip.Prefix, from, to string) {
+	t.Helper()
+	run(t, l, from, "ip", "route", "del", "local", v.Addr().String(), "dev", lab.HostIf, "table", "local", "metric", "1")
+	shift(t, l, v, to, from)
+}
+
+// shift moves v's address from → to and points the client's neighbour
+// entry at to.
+func shift(t *testing.T, l *lab.Lab, v netip.Prefix, from, to string) {
+	t.Helper()
+	run(t, l, from, "ip", "addr", "del", v.String(), "dev", lab.HostIf)
+	run(t, l, to, "ip", "addr", "add", v.String(), "dev", lab.HostIf)
+	run(t, l, "client", "ip", "neigh", "replace", v.Addr().String(), "lladdr", l.MAC(to).String(), "dev", lab.HostIf)
+}
+
+// TestDaisyChain moves the VIP from pc01 to pc02 the way a handover does
+// (pc01 keeps a local route, the client's ARP entry flips) while the
+// client has a connection open with pc01. Without forwarding pc02 resets
+// it; with forwarding it is served by pc01 through pc02, and a new
+// connection is served by pc02 itself.
+func TestDaisyChain(t *testing.T) {
+	l, chain := chainLab(t)
 	run(t, l, "pc01", "ip", "addr", "add", vip.String(), "dev", lab.HostIf)
 	for _, forward := range []bool{false, true} {
 		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
-			c := dial()
-			defer c.Close()
+			c := dial(t, l, vip)
 			if got, err := ask(c); err != nil || got != "pc01" {
 				t.Fatalf("before the move: %q, %v", got, err)
 			}
 			if forward {
-				if err := chain.Forward(l.MAC("pc01")); err != nil {
+				if err := chain.Forward([]netip.Addr{vip.Addr()}, l.MAC("pc01")); err != nil {
 					t.Fatal(err)
 				}
 			}
-			handover("pc01", "pc02")
+			move(t, l, vip, "pc01", "pc02")
 			got, err := ask(c)
 			switch {
 			case forward && (err != nil || got != "pc01"):
@@ -165,19 +191,52 @@ func TestDaisyChain(t *testing.T) {
 			case !forward && err == nil:
 				t.Errorf("open connection after the move, forwarding off: %q; want a reset", got)
 			}
-			n := dial()
-			defer n.Close()
-			if got, err := ask(n); err != nil || got != "pc02" {
+			if got, err := ask(dial(t, l, vip)); err != nil || got != "pc02" {
 				t.Errorf("new connection after the move: %q, %v; want pc02", got, err)
 			}
-			if err := chain.Stop(); err != nil {
+			if err := chain.Stop([]netip.Addr{vip.Addr()}); err != nil {
 				t.Fatal(err)
 			}
-			// Back to pc01 for the next round.
-			run(t, l, "pc01", "ip", "route", "del", "local", vip.Addr().String(), "dev", lab.HostIf, "table", "local", "metric", "1")
-			run(t, l, "pc02", "ip", "addr", "del", vip.String(), "dev", lab.HostIf)
-			run(t, l, "pc01", "ip", "addr", "add", vip.String(), "dev", lab.HostIf)
-			run(t, l, "client", "ip", "neigh", "replace", vip.Addr().String(), "lladdr", l.MAC("pc01").String(), "dev", lab.HostIf)
+			if f := chain.Forwarding(); len(f) != 0 {
+				t.Errorf("forwarding %v after Stop", f)
+			}
+			moveBack(t, l, vip, "pc01", "pc02") // for the next round
 		})
+	}
+}
+
+// TestDaisyChainPerVIP forwards two VIPs (two groups' hand-offs) and
+// stops one: the other's straddling connections are still forwarded, the
+// stopped one's are not.
+func TestDaisyChainPerVIP(t *testing.T) {
+	l, chain := chainLab(t)
+	for _, v := range []netip.Prefix{vip, vip2} {
+		run(t, l, "pc01", "ip", "addr", "add", v.String(), "dev", lab.HostIf)
+	}
+	c1, c2 := dial(t, l, vip), dial(t, l, vip2)
+	for _, c := range []net.Conn{c1, c2} {
+		if got, err := ask(c); err != nil || got != "pc01" {
+			t.Fatalf("before the move: %q, %v", got, err)
+		}
+	}
+	if err := chain.Forward([]netip.Addr{vip.Addr(), vip2.Addr()}, l.MAC("pc01")); err != nil {
+		t.Fatal(err)
+	}
+	move(t, l, vip, "pc01", "pc02")
+	move(t, l, vip2, "pc01", "pc02")
+	if err := chain.Stop([]netip.Addr{vip2.Addr()}); err != nil {
+		t.Fatal(err)
+	}
+	if f := chain.Forwarding(); len(f) != 1 || f[0] != vip.Addr() {
+		t.Errorf("forwarding %v, want only %s", f, vip.Addr())
+	}
+	if got, err := ask(c1); err != nil || got != "pc01" {
+		t.Errorf("%s, still forwarded: %q, %v; want pc01's answer", vip.Addr(), got, err)
+	}
+	if got, err := ask(c2); err == nil {
+		t.Errorf("%s, forwarding stopped: %q; want a reset", vip2.Addr(), got)
+	}
+	if got, err := ask(dial(t, l, vip2)); err != nil || got != "pc02" {
+		t.Errorf("new connection to %s: %q, %v; want pc02", vip2.Addr(), got, err)
 	}
 }

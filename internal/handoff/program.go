@@ -1,15 +1,21 @@
 package handoff
 
-// The program's configuration, one entry of an array map (all fields in
-// the order and at the offsets below; addresses and MACs in network order).
+// The program's configuration, one entry of an array map (u32 fields in
+// the host's order).
 const (
-	cfgActive  = 0  // u32: 0 passes every packet
-	cfgIfindex = 4  // u32: where forwarded frames leave (the VIP interface)
-	cfgDstMAC  = 8  // [6]byte: the previous master
-	cfgSrcMAC  = 14 // [6]byte: this host
-	cfgVIP4    = 20 // [4]byte: the IPv4 VIP, or zero
-	cfgVIP6    = 24 // [16]byte: the IPv6 VIP, or zero
-	cfgSize    = 40
+	cfgActive  = 0 // u32: how many VIPs are forwarded; 0 passes every packet
+	cfgIfindex = 4 // u32: where forwarded frames leave (the VIP interface)
+	cfgSize    = 8
+)
+
+// The forwarded VIPs, a hash map: the key is the address family (u32, 4 or
+// 6) and the address (16 bytes, network order; an IPv4 address fills the
+// first 4 and the rest is zero), the value the Ethernet header's two
+// addresses to write (the previous master's, then this host's).
+const (
+	vipKeySize   = 20
+	vipValueSize = 12
+	maxVIPs      = 256
 )
 
 // Offsets in struct __sk_buff and struct bpf_sock (include/uapi/linux/bpf.h).
@@ -34,22 +40,37 @@ const (
 // program is the tc classifier (direct action) that does the daisy
 // chaining. For each frame that arrives on the VIP interface:
 //
-//  1. if forwarding is off, or the frame is not TCP to the VIP, pass it;
+//  1. if nothing is forwarded, or the frame is not TCP, pass it;
 //  2. a SYN without ACK opens a new connection: this host serves it, pass;
-//  3. look the 4-tuple up among this host's sockets (bpf_skc_lookup_tcp,
+//  3. a destination that is no forwarded VIP: pass;
+//  4. look the 4-tuple up among this host's sockets (bpf_skc_lookup_tcp,
 //     which also finds request and time-wait sockets); a socket other than
 //     a listener or a time-wait one means the connection is ours: pass (a
 //     time-wait socket is left from an earlier connection on a client port
 //     that the client has since used again, with the previous master);
-//  4. otherwise the connection was opened with the previous master (its SYN
-//     went there before the clients followed our announcement): rewrite
-//     the Ethernet addresses (to: the previous master; from: us) and send
-//     the frame back out of the interface, where the previous master
-//     accepts it through its hand-off route.
+//  5. otherwise the connection was opened with the VIP's previous master
+//     (its SYN went there before the clients followed our announcement):
+//     rewrite the Ethernet addresses (to: the previous master; from: us)
+//     and send the frame back out of the interface, where the previous
+//     master accepts it through its hand-off route.
 //
+// The stack holds the configuration map's key at -4, the socket tuple
+// below it (IPv4: -16, IPv6: -40) and the VIP map's key at -64.
 // The IPv4 header must have no options (a packet with options is passed).
-func program(cfgMapFD int) []insn {
-	return []insn{
+func program(cfgMapFD, vipMapFD int) []insn {
+	const key = -64
+	// lookupVIP leaves in R9 the VIP map's entry for the key on the stack,
+	// or passes the frame when the destination is forwarded nowhere.
+	lookupVIP := []insn{
+		ldMapFD(r1, vipMapFD),
+		movReg(r2, rFP),
+		addImm(r2, key),
+		call(fnMapLookupElem),
+		jmpImm(jmpJEQ, r0, 0, "pass"),
+		movReg(r9, r0), // R9: the Ethernet addresses to write
+	}
+	var p []insn
+	p = append(p,
 		movReg(r6, r1), // R6: the skb
 		stImm(rFP, -4, 0, word),
 		ldMapFD(r1, cfgMapFD),
@@ -78,12 +99,16 @@ func program(cfgMapFD int) []insn {
 		jmpImm(jmpJNE, r1, 0x45, "pass"),
 		ldx(r1, r2, 23, byte_),
 		jmpImm(jmpJNE, r1, 6, "pass"),
-		ldx(r1, r2, 30, word),
-		ldx(r4, r7, cfgVIP4, word),
-		jmpReg(jmpJNE, r1, r4, "pass"),
 		ldx(r1, r2, 47, byte_),
 		andImm(r1, tcpSYN|tcpACK),
 		jmpImm(jmpJEQ, r1, tcpSYN, "pass"),
+		// The VIP map's key: family 4, the destination, zeros.
+		stImm(rFP, key, 4, word),
+		ldx(r1, r2, 30, word),
+		stx(rFP, key+4, r1, word),
+		stImm(rFP, key+8, 0, word),
+		stImm(rFP, key+12, 0, word),
+		stImm(rFP, key+16, 0, word),
 		// struct bpf_sock_tuple.ipv4: saddr, daddr, sport, dport (12 bytes).
 		ldx(r1, r2, 26, word),
 		stx(rFP, -16, r1, word),
@@ -91,6 +116,9 @@ func program(cfgMapFD int) []insn {
 		stx(rFP, -12, r1, word),
 		ldx(r1, r2, 34, word),
 		stx(rFP, -8, r1, word),
+	)
+	p = append(p, lookupVIP...)
+	p = append(p,
 		movReg(r1, r6),
 		movReg(r2, rFP),
 		addImm(r2, -16),
@@ -106,21 +134,19 @@ func program(cfgMapFD int) []insn {
 		jmpReg(jmpJGT, r4, r3, "pass"),
 		ldx(r1, r2, 20, byte_),
 		jmpImm(jmpJNE, r1, 6, "pass"),
-		ldx(r1, r2, 38, word),
-		ldx(r4, r7, cfgVIP6, word),
-		jmpReg(jmpJNE, r1, r4, "pass"),
-		ldx(r1, r2, 42, word),
-		ldx(r4, r7, cfgVIP6+4, word),
-		jmpReg(jmpJNE, r1, r4, "pass"),
-		ldx(r1, r2, 46, word),
-		ldx(r4, r7, cfgVIP6+8, word),
-		jmpReg(jmpJNE, r1, r4, "pass"),
-		ldx(r1, r2, 50, word),
-		ldx(r4, r7, cfgVIP6+12, word),
-		jmpReg(jmpJNE, r1, r4, "pass"),
 		ldx(r1, r2, 67, byte_),
 		andImm(r1, tcpSYN|tcpACK),
 		jmpImm(jmpJEQ, r1, tcpSYN, "pass"),
+		// The VIP map's key: family 6, the destination.
+		stImm(rFP, key, 6, word),
+		ldx(r1, r2, 38, word),
+		stx(rFP, key+4, r1, word),
+		ldx(r1, r2, 42, word),
+		stx(rFP, key+8, r1, word),
+		ldx(r1, r2, 46, word),
+		stx(rFP, key+12, r1, word),
+		ldx(r1, r2, 50, word),
+		stx(rFP, key+16, r1, word),
 		// struct bpf_sock_tuple.ipv6: saddr, daddr, sport, dport (36 bytes),
 		// copied from offset 22 (source address) on.
 		ldx(r1, r2, 22, word),
@@ -141,6 +167,9 @@ func program(cfgMapFD int) []insn {
 		stx(rFP, -12, r1, word),
 		ldx(r1, r2, 54, word),
 		stx(rFP, -8, r1, word),
+	)
+	p = append(p, lookupVIP...)
+	p = append(p,
 		movReg(r1, r6),
 		movReg(r2, rFP),
 		addImm(r2, -40),
@@ -157,12 +186,11 @@ func program(cfgMapFD int) []insn {
 		jmpImm(jmpJEQ, r8, tcpTimeWait, "forward"),
 		jmpImm(jmpJNE, r8, tcpListen, "pass"),
 
-		// Not ours: to the previous master.
+		// Not ours: to the VIP's previous master.
 		movReg(r1, r6).at("forward"),
 		movImm(r2, 0),
-		movReg(r3, r7),
-		addImm(r3, cfgDstMAC),
-		movImm(r4, 12),
+		movReg(r3, r9),
+		movImm(r4, vipValueSize),
 		movImm(r5, 0),
 		call(fnSkbStoreBytes),
 		jmpImm(jmpJNE, r0, 0, "pass"),
@@ -173,5 +201,6 @@ func program(cfgMapFD int) []insn {
 
 		movImm(r0, tcActOK).at("pass"),
 		exit(),
-	}
+	)
+	return p
 }

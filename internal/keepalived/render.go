@@ -21,6 +21,22 @@ func (o *out) comment(indent, text string) {
 	o.lines = append(o.lines, [2]string{indent + "# " + text, ""})
 }
 
+// yamlPrintable replaces with U+FFFD what YAML does not allow in a
+// comment: invalid UTF-8, line breaks and the characters outside YAML's
+// printable set (C0 and C1 controls but tab and NEL, DEL, U+FFFE, U+FFFF).
+func yamlPrintable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\t', r == 0x85:
+			return r
+		case r < 0x20, r == 0x7f, r >= 0x80 && r < 0xa0, r == 0xfffe, r == 0xffff:
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
+
 func (o *out) blank() { o.lines = append(o.lines, [2]string{"", ""}) }
 
 func (o *out) bytes() []byte {
@@ -32,9 +48,12 @@ func (o *out) bytes() []byte {
 	}
 	var b strings.Builder
 	for _, l := range o.lines {
-		// Comments quote keepalived.conf, which need not be UTF-8; YAML
-		// must be.
-		l = [2]string{strings.ToValidUTF8(l[0], "\uFFFD"), strings.ToValidUTF8(l[1], "\uFFFD")}
+		// Comments quote keepalived.conf, which need not be UTF-8 nor
+		// printable; YAML must be both, even in comments.
+		l = [2]string{strings.ToValidUTF8(l[0], "\uFFFD"), yamlPrintable(l[1])}
+		if strings.HasPrefix(strings.TrimLeft(l[0], " "), "#") {
+			l[0] = yamlPrintable(l[0])
+		}
 		b.WriteString(l[0])
 		if l[1] != "" {
 			pad := col + 2 - len(l[0])
