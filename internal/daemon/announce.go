@@ -41,7 +41,7 @@ func newAnnouncers(cfg *config.Config, l2 []netip.Prefix, configPath string, log
 		return a, nil
 	}
 	a.local, a.routes = cfg.BGP.Interface, cfg.BGPPrefixes()
-	if created, err := vip.EnsureLocal(a.local); err != nil {
+	if created, err := ensureLocal(a.local); err != nil {
 		return nil, err
 	} else if created {
 		log.Info("created the dummy interface for the BGP VIPs", "interface", a.local)

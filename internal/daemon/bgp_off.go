@@ -24,6 +24,10 @@ var errNoBGP = errors.New(NoBGP)
 // protobuf, about 18 MB) out of the binary.
 func newSpeaker(*config.Config, string, *slog.Logger) (speaker, error) { return nil, errNoBGP }
 
+// ensureLocal refuses too: creating the BGP VIPs' dummy interface is
+// netlink's link-creation code, about 90 kB the L2 build does without.
+func ensureLocal(string) (bool, error) { return false, errNoBGP }
+
 func registerBGPMetrics(*metrics.Registry, speaker) {}
 
 func bgpStatus(speaker) *control.BGP { return nil }

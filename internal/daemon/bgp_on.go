@@ -12,6 +12,7 @@ import (
 	"github.com/hbdproject/hbd/internal/config"
 	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/metrics"
+	"github.com/hbdproject/hbd/vip"
 	"github.com/hbdproject/hbd/vip/bgp"
 )
 
@@ -19,6 +20,9 @@ var _ speaker = (*bgp.Speaker)(nil)
 
 // NoBGP is config.Options.NoBGP for this build: empty, it has BGP.
 const NoBGP = ""
+
+// ensureLocal makes the BGP VIPs' interface (vip.EnsureLocal).
+var ensureLocal = vip.EnsureLocal
 
 // newSpeaker is the BGP speaker of the config's bgp section.
 func newSpeaker(cfg *config.Config, configPath string, log *slog.Logger) (speaker, error) {
