@@ -3,9 +3,11 @@ package systemd
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -234,7 +236,13 @@ func keyFile(t *testing.T) string {
 // temp file, written to dir.
 func exampleConfig(t *testing.T, name, key, dir string) string {
 	t.Helper()
-	text := string(read(t, name))
+	return writeExample(t, name, string(read(t, name)), key, dir)
+}
+
+// writeExample writes an example's text as dir/name, with its key file
+// moved to key.
+func writeExample(t *testing.T, name, text, key, dir string) string {
+	t.Helper()
 	if !strings.Contains(text, "auth_key_file: /etc/hbd/key") {
 		t.Fatalf("%s does not use /etc/hbd/key", name)
 	}
@@ -243,6 +251,70 @@ func exampleConfig(t *testing.T, name, key, dir string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// activeActive writes the active-active example as it is (pc01's) and as
+// its comment says to make pc02's: node, listen and peers changed.
+func activeActive(t *testing.T, key, dir string) (pc01, pc02 string) {
+	t.Helper()
+	text := string(read(t, "active-active.yaml"))
+	other := text
+	for _, r := range [][2]string{{"node: pc01", "node: pc02"}, {"listen: 198.51.100.11:8707", "listen: 198.51.100.12:8707"},
+		{"  - 198.51.100.12:8707", "  - 198.51.100.11:8707"}} {
+		if strings.Count(other, r[0]) != 1 {
+			t.Fatalf("active-active.yaml: want one %q", r[0])
+		}
+		other = strings.Replace(other, r[0], r[1], 1)
+	}
+	return exampleConfig(t, "active-active.yaml", key, dir), writeExample(t, "active-active-pc02.yaml", other, key, dir)
+}
+
+// TestActiveActiveExample: on both hosts the example declares the same two
+// groups, web1 preferring pc01 and web2 preferring pc02, each with its own
+// VIP, and the pair's tracks and drain.
+func TestActiveActiveExample(t *testing.T) {
+	key, dir := keyFile(t), t.TempDir()
+	pair, err := config.Load(exampleConfig(t, "pc01.yaml", key, dir), config.Options{InterfaceMayBeMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc01, pc02 := activeActive(t, key, dir)
+	prio := map[string]map[string]int{} // group → node → priority
+	vips := map[string]string{}
+	for _, path := range []string{pc01, pc02} {
+		res, err := config.Load(path, config.Options{InterfaceMayBeMissing: true})
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		c := res.Config
+		if len(c.VIPs) != 0 || !reflect.DeepEqual(c.Tracks, pair.Config.Tracks) || !reflect.DeepEqual(c.Drain, pair.Config.Drain) {
+			t.Errorf("%s: vips %v, tracks %+v, drain %+v; want no vips and pc01.yaml's tracks and drain", c.Node, c.VIPs, c.Tracks, c.Drain)
+		}
+		es := c.Elections()
+		if len(es) != 2 || es[0].Name != "web1" || es[0].ID != 1 || es[1].Name != "web2" || es[1].ID != 2 {
+			t.Fatalf("%s: elections %+v, want web1 (id 1) and web2 (id 2)", c.Node, es)
+		}
+		for _, e := range es {
+			if prio[e.Name] == nil {
+				prio[e.Name] = map[string]int{}
+			}
+			prio[e.Name][c.Node] = e.Priority
+			if len(e.VIPs) != 1 || len(e.Tracks) != 2 || !e.Preempt {
+				t.Errorf("%s, %s: vips %v, %d tracks, preempt %v; want one VIP, both tracks, preempt", c.Node, e.Name, e.VIPs, len(e.Tracks), e.Preempt)
+			}
+			v := fmt.Sprint(e.VIPs)
+			if vips[e.Name] != "" && vips[e.Name] != v {
+				t.Errorf("%s: %s's VIPs %s on one host, %s on the other", c.Node, e.Name, vips[e.Name], v)
+			}
+			vips[e.Name] = v
+		}
+	}
+	if prio["web1"]["pc01"] <= prio["web1"]["pc02"] || prio["web2"]["pc02"] <= prio["web2"]["pc01"] {
+		t.Errorf("priorities %v: want web1 to prefer pc01 and web2 pc02", prio)
+	}
+	if vips["web1"] == vips["web2"] {
+		t.Errorf("web1 and web2 share their VIPs %s", vips["web1"])
+	}
 }
 
 func TestExampleConfigs(t *testing.T) {
@@ -296,11 +368,12 @@ func TestExampleConfigs(t *testing.T) {
 func TestExampleConfigsHbdCheck(t *testing.T) {
 	bin := builtHBD(t)
 	key, dir := keyFile(t), t.TempDir()
-	for _, name := range []string{"pc01.yaml", "pc02.yaml"} {
+	aa01, aa02 := activeActive(t, key, dir)
+	for _, path := range []string{exampleConfig(t, "pc01.yaml", key, dir), exampleConfig(t, "pc02.yaml", key, dir), aa01, aa02} {
 		// -q, as ExecStartPre runs it: silent when the config is valid.
-		out, err := exec.Command(bin, "check", "-q", "-c", exampleConfig(t, name, key, dir)).CombinedOutput()
+		out, err := exec.Command(bin, "check", "-q", "-c", path).CombinedOutput()
 		if err != nil || len(out) != 0 {
-			t.Errorf("hbd check -q %s: %v, printed %q; want exit 0 and nothing", name, err, out)
+			t.Errorf("hbd check -q %s: %v, printed %q; want exit 0 and nothing", filepath.Base(path), err, out)
 		}
 	}
 }

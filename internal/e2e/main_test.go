@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"context"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -100,7 +101,14 @@ func waitServedBy(t *testing.T, c *cluster.Cluster, url, node string, limit time
 // hosts' rtnetlink address events, until the test ends.
 func watchHolders(t *testing.T, c *cluster.Cluster) *lab.HolderWatch {
 	t.Helper()
-	w, err := c.Lab.WatchHolders(context.Background(), []string{"pc01", "pc02"}, lab.HostIf, cluster.VIP4)
+	return watchVIP(t, c, cluster.VIP4)
+}
+
+// watchVIP follows who holds vip on pc01 and pc02 from both hosts'
+// rtnetlink address events, until the test ends.
+func watchVIP(t *testing.T, c *cluster.Cluster, vip netip.Prefix) *lab.HolderWatch {
+	t.Helper()
+	w, err := c.Lab.WatchHolders(context.Background(), []string{"pc01", "pc02"}, lab.HostIf, vip)
 	must(t, err)
 	t.Cleanup(func() { _ = w.Stop() })
 	return w

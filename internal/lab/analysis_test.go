@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -275,6 +276,20 @@ func TestPlan(t *testing.T) {
 	}
 	if got := hosts["client"].IPv6.String(); got != "2001:db8::100" {
 		t.Errorf("client IPv6 = %s", got)
+	}
+	// Enough other hosts to run past .100: none gets a VIP's address.
+	many := []string{"client"}
+	for i := range 90 {
+		many = append(many, fmt.Sprintf("h%d", i))
+	}
+	hosts, err = plan(many)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n, h := range hosts {
+		if h.IPv4 == VIP4.Addr() || h.IPv4 == VIP4Second.Addr() {
+			t.Errorf("%s got a VIP's address %s", n, h.IPv4)
+		}
 	}
 	for _, bad := range [][]string{{"lan"}, {"Pc01"}, {"a", "a"}, {"abcdefghijklmn"}} {
 		if _, err := plan(bad); err == nil {

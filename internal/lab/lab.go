@@ -31,6 +31,9 @@ var (
 	// The lab itself never assigns them.
 	VIP4 = netip.MustParsePrefix("198.51.100.10/24")
 	VIP6 = netip.MustParsePrefix("2001:db8::10/64")
+	// VIP4Second is a second IPv4 VIP, for a second VIP group (an
+	// active-active pair). Not .20: that is the redis host's address.
+	VIP4Second = netip.MustParsePrefix("198.51.100.110/24")
 )
 
 // Names inside the test bed.
@@ -63,7 +66,8 @@ type Options struct {
 	// starting with a letter, at most 13 characters (the bridge port is
 	// "p-"+name, an interface name of at most 15). "pcNN" (NN 01..89) gets
 	// 198.51.100.(10+NN); "redis" .20; "client" .100; other names .30 upwards
-	// in order. The IPv6 address repeats the IPv4 host digits: .11 → ::11.
+	// in order, past the VIPs' addresses. The IPv6 address repeats the IPv4
+	// host digits: .11 → ::11.
 	Hosts []string
 	// Logger receives lifecycle events; default: discard.
 	Logger *slog.Logger
@@ -241,6 +245,9 @@ func plan(names []string) (map[string]*Host, error) {
 		if octet != 0 {
 			octets[n], used[octet] = octet, n
 		}
+	}
+	for _, vip := range []netip.Prefix{VIP4, VIP4Second} { // never a host's
+		used[int(vip.Addr().As4()[3])] = "vip"
 	}
 	next := 30
 	for _, n := range names {

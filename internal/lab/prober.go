@@ -390,6 +390,16 @@ func (p *Prober) Results() ProbeResults {
 	return rs
 }
 
+// Merged is the results of several probers, in start order.
+func Merged(ps ...*Prober) ProbeResults {
+	var rs ProbeResults
+	for _, p := range ps {
+		rs = append(rs, p.Results()...)
+	}
+	slices.SortStableFunc(rs, func(a, b ProbeResult) int { return a.Start.Compare(b.Start) })
+	return rs
+}
+
 // Failures is Results().Failures().
 func (p *Prober) Failures() int { return p.Results().Failures() }
 

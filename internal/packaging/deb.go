@@ -335,6 +335,7 @@ func (s Spec) files() ([]file, error) {
 		{systemd.Files, "webapp.env", "/etc/hbd/webapp.env", 0o600},
 		{systemd.Files, "pc01.yaml", doc + "/examples/pc01.yaml", 0o644},
 		{systemd.Files, "pc02.yaml", doc + "/examples/pc02.yaml", 0o644},
+		{systemd.Files, "active-active.yaml", doc + "/examples/active-active.yaml", 0o644},
 		{systemd.Files, "webapp.env", doc + "/examples/webapp.env", 0o644},
 		{systemd.Files, "hbd-hooks.rules", doc + "/examples/50-hbd-hooks.rules", 0o644},
 		{debianFiles, "debian/hbd.sysusers", "/usr/lib/sysusers.d/hbd.conf", 0o644},

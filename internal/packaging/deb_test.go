@@ -261,6 +261,7 @@ func testDebContents(t *testing.T, v Variant) {
 		"/etc/hbd/webapp.env":                        "-rw------- root/root",
 		doc + "/examples/pc01.yaml":                  "-rw-r--r-- root/root",
 		doc + "/examples/pc02.yaml":                  "-rw-r--r-- root/root",
+		doc + "/examples/active-active.yaml":         "-rw-r--r-- root/root",
 		doc + "/examples/webapp.env":                 "-rw-r--r-- root/root",
 		doc + "/examples/50-hbd-hooks.rules":         "-rw-r--r-- root/root",
 	}

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"github.com/hbdproject/hbd/internal/lab"
@@ -40,14 +39,7 @@ func startFleetAt(ctx context.Context, l *lab.Lab, url string) *fleet {
 }
 
 // Results merges every prober's results in start order.
-func (f *fleet) Results() lab.ProbeResults {
-	var rs lab.ProbeResults
-	for _, p := range f.ps {
-		rs = append(rs, p.Results()...)
-	}
-	slices.SortStableFunc(rs, func(a, b lab.ProbeResult) int { return a.Start.Compare(b.Start) })
-	return rs
-}
+func (f *fleet) Results() lab.ProbeResults { return lab.Merged(f.ps...) }
 
 // Stop stops every prober.
 func (f *fleet) Stop() {

@@ -44,6 +44,12 @@ type Options struct {
 	Metrics   bool     // serve metrics on 127.0.0.1:9707 in each host namespace
 	AppArgs   []string // `hbd webapp` Redis flags in place of --redis (the lab's standalone Redis), e.g. Sentinel mode
 	BGP       *BGP     // announce the BGP VIPs to a router (see StartRouted) instead of the L2 ones; default none
+	// ActiveActive writes two VIP groups in place of vips: GroupWeb1 holds
+	// VIP4 and prefers the first node, GroupWeb2 holds Web2VIP4 and prefers
+	// the second (150 to 100 in each group; Priority is then unused). The
+	// tracks and the drain are as without groups (AppTrack for the shipped
+	// tracks), and the web app answers on both VIPs. Not with BGP.
+	ActiveActive bool
 }
 
 // Node is one hbd host.
@@ -65,19 +71,33 @@ type Cluster struct {
 	order []string
 }
 
-// VIP4 and VIP6 are the cluster's VIPs.
+// VIP4 and VIP6 are the cluster's VIPs; with ActiveActive, VIP4 is
+// GroupWeb1's VIP and Web2VIP4 GroupWeb2's.
 var (
-	VIP4 = lab.VIP4
-	VIP6 = lab.VIP6
+	VIP4     = lab.VIP4
+	VIP6     = lab.VIP6
+	Web2VIP4 = lab.VIP4Second
 )
 
+// The VIP groups of an ActiveActive cluster.
+const (
+	GroupWeb1 = "web1" // id 1, VIP4, prefers the first node
+	GroupWeb2 = "web2" // id 2, Web2VIP4, prefers the second node
+)
+
+// VIPURL is the web app's URL through vip.
+func VIPURL(vip netip.Prefix, path string) string {
+	return "http://" + netip.AddrPortFrom(vip.Addr(), Port).String() + path
+}
+
 // URL is the web app's URL through the IPv4 VIP.
-func URL(path string) string { return fmt.Sprintf("http://%s:%d%s", VIP4.Addr(), Port, path) }
+func URL(path string) string { return VIPURL(VIP4, path) }
 
 // URL6 is the web app's URL through the IPv6 VIP.
-func URL6(path string) string {
-	return fmt.Sprintf("http://[%s]:%d%s", VIP6.Addr(), Port, path)
-}
+func URL6(path string) string { return VIPURL(VIP6, path) }
+
+// Web2URL is the web app's URL through GroupWeb2's VIP (ActiveActive).
+func Web2URL(path string) string { return VIPURL(Web2VIP4, path) }
 
 // Start writes the configs and starts Redis, the web apps and the daemons.
 // It returns once every daemon's control socket answers; it does not wait
@@ -88,6 +108,9 @@ func Start(ctx context.Context, l *lab.Lab, o Options) (*Cluster, error) {
 	}
 	if len(o.Nodes) == 0 {
 		o.Nodes = []string{"pc01", "pc02"}
+	}
+	if o.ActiveActive && (o.BGP != nil || len(o.Nodes) < 2) {
+		return nil, errors.New("cluster: ActiveActive needs two nodes or more and no BGP")
 	}
 	if o.Version == "" {
 		o.Version = "v1"
@@ -152,7 +175,10 @@ func (c *Cluster) config(n *Node, prio int) string {
 	peers = append(peers, c.Opts.ExtraPeer[n.Name]...)
 	var b strings.Builder
 	fmt.Fprintf(&b, "node: %s\npriority: %d\ninterface: %s\n", n.Name, prio, lab.HostIf)
-	if c.Opts.BGP == nil { // with BGP, the VIPs are the BGP ones only
+	switch {
+	case c.Opts.ActiveActive:
+		b.WriteString(c.groupsSection())
+	case c.Opts.BGP == nil: // with BGP, the VIPs are the BGP ones only
 		fmt.Fprintf(&b, "vips: [%s, %q]\n", VIP4, VIP6.String())
 	}
 	fmt.Fprintf(&b, "listen: %s\npeers: [%s]\nauth_key_file: %s\ncontrol_socket: %s\n", h.IPv4, strings.Join(peers, ", "), c.Key, n.Socket)
@@ -187,6 +213,27 @@ func (c *Cluster) config(n *Node, prio int) string {
 		fmt.Fprintf(&b, "drain:\n  socket: %s\n  url: http://localhost/admin/drain\n  inflight_url: http://localhost/admin/inflight\n  undrain_url: http://localhost/admin/undrain\n  timeout: 5s\n", c.AdminSocket(n.Name))
 	}
 	b.WriteString(c.Opts.Extra[n.Name])
+	return b.String()
+}
+
+// groupsSection is ActiveActive's groups: the same on every node.
+func (c *Cluster) groupsSection() string {
+	var b strings.Builder
+	b.WriteString("groups:\n")
+	for i, g := range []struct {
+		name string
+		vip  netip.Prefix
+	}{{GroupWeb1, VIP4}, {GroupWeb2, Web2VIP4}} {
+		var prios []string
+		for j, n := range c.order {
+			p := 100
+			if j == i {
+				p = 150
+			}
+			prios = append(prios, fmt.Sprintf("%s: %d", n, p))
+		}
+		fmt.Fprintf(&b, "  - name: %s\n    id: %d\n    vips: [%s]\n    priorities: {%s}\n", g.name, i+1, g.vip, strings.Join(prios, ", "))
+	}
 	return b.String()
 }
 
@@ -282,42 +329,64 @@ func kill(p *lab.Proc) error {
 	return nil
 }
 
-// Holds reports whether a node holds the IPv4 VIP (with BGP, the BGP VIP
-// on the loopback).
-func (c *Cluster) Holds(name string) bool {
-	ifname, vip := lab.HostIf, VIP4
+// vip4 is the IPv4 VIP that Holds, Holders and WaitOnlyHolder look at:
+// VIP4, or with BGP the BGP one.
+func (c *Cluster) vip4() netip.Prefix {
 	if c.Opts.BGP != nil {
-		ifname, vip = "lo", lab.BGPVIP4
+		return lab.BGPVIP4
+	}
+	return VIP4
+}
+
+// HoldsVIP reports whether a node holds vip: an L2 VIP on its interface,
+// a BGP VIP on the loopback.
+func (c *Cluster) HoldsVIP(name string, vip netip.Prefix) bool {
+	ifname := lab.HostIf
+	if vip == lab.BGPVIP4 || vip == lab.BGPVIP6 {
+		ifname = "lo"
 	}
 	ok, err := c.Lab.HasAddr(name, ifname, vip)
 	return err == nil && ok
 }
 
-// Holders lists the nodes holding the IPv4 VIP now.
-func (c *Cluster) Holders() []string {
+// Holds reports whether a node holds the IPv4 VIP (with BGP, the BGP VIP
+// on the loopback).
+func (c *Cluster) Holds(name string) bool { return c.HoldsVIP(name, c.vip4()) }
+
+// HoldersOf lists the nodes holding vip now.
+func (c *Cluster) HoldersOf(vip netip.Prefix) []string {
 	var hs []string
 	for _, n := range c.order {
-		if c.Holds(n) {
+		if c.HoldsVIP(n, vip) {
 			hs = append(hs, n)
 		}
 	}
 	return hs
 }
 
-// WaitOnlyHolder waits until name alone holds the VIP and returns how long
+// Holders lists the nodes holding the IPv4 VIP now.
+func (c *Cluster) Holders() []string { return c.HoldersOf(c.vip4()) }
+
+// WaitOnlyHolderOf waits until name alone holds vip and returns how long
 // that took.
-func (c *Cluster) WaitOnlyHolder(name string, limit time.Duration) (time.Duration, error) {
+func (c *Cluster) WaitOnlyHolderOf(vip netip.Prefix, name string, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
 	for {
-		h := c.Holders()
+		h := c.HoldersOf(vip)
 		if len(h) == 1 && h[0] == name {
 			return time.Since(start), nil
 		}
 		if time.Since(start) > limit {
-			return time.Since(start), fmt.Errorf("cluster: %s is not the only VIP holder after %s (holders %v)", name, limit, h)
+			return time.Since(start), fmt.Errorf("cluster: %s is not the only holder of %s after %s (holders %v)", name, vip.Addr(), limit, h)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// WaitOnlyHolder waits until name alone holds the IPv4 VIP and returns how
+// long that took.
+func (c *Cluster) WaitOnlyHolder(name string, limit time.Duration) (time.Duration, error) {
+	return c.WaitOnlyHolderOf(c.vip4(), name, limit)
 }
 
 // Status asks a node's daemon for its status.

@@ -3,20 +3,28 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net/netip"
+	"slices"
 	"syscall"
 	"time"
 
+	"github.com/hbdproject/hbd/internal/control"
 	"github.com/hbdproject/hbd/internal/lab"
 )
 
-// Load is the planned-handover traffic through the VIP: a new connection
+// Load is the planned-handover traffic through a VIP: a new connection
 // every 5 ms, and 4 keep-alive streams each with a request every 5 ms.
 type Load struct{ ps []*lab.Prober }
 
-// StartLoad starts the load from the client host against /api/whoami.
-func (c *Cluster) StartLoad(ctx context.Context) *Load {
+// StartLoad starts the load from the client host against /api/whoami
+// through the IPv4 VIP.
+func (c *Cluster) StartLoad(ctx context.Context) *Load { return c.StartLoadOn(ctx, VIP4) }
+
+// StartLoadOn starts the load from the client host against /api/whoami
+// through vip.
+func (c *Cluster) StartLoadOn(ctx context.Context, vip netip.Prefix) *Load {
 	l := &Load{}
-	cfg := lab.ProbeConfig{From: "client", URL: URL("/api/whoami"), Every: 5 * time.Millisecond, Timeout: 3 * time.Second}
+	cfg := lab.ProbeConfig{From: "client", URL: VIPURL(vip, "/api/whoami"), Every: 5 * time.Millisecond, Timeout: 3 * time.Second}
 	l.ps = append(l.ps, c.Lab.ProbeWith(ctx, cfg))
 	cfg.KeepAlive = true
 	for range 4 {
@@ -43,6 +51,10 @@ func (l *Load) Stop() (total int, failed []string) {
 	}
 	return total, failed
 }
+
+// Results are the finished requests of every stream so far, in start
+// order.
+func (l *Load) Results() lab.ProbeResults { return lab.Merged(l.ps...) }
 
 // Handover methods.
 const (
@@ -94,18 +106,37 @@ func (c *Cluster) MoveVIP(ctx context.Context, master, standby, method string) e
 // WaitReadyStandby waits until master is a ready MASTER and sees standby as
 // a ready BACKUP (heard, every check passing), bounded by limit.
 func (c *Cluster) WaitReadyStandby(ctx context.Context, master, standby string, limit time.Duration) error {
+	return c.waitStatus(ctx, master, limit, standby+" to be a ready standby of "+master, func(st *control.Status) bool {
+		return st.State == "MASTER" && st.Ready && slices.ContainsFunc(st.Peers, func(p control.Peer) bool {
+			return p.Node == standby && p.Alive && p.State == "BACKUP" && p.Ready
+		})
+	})
+}
+
+// WaitReadyStandbyIn is WaitReadyStandby for one VIP group: master is the
+// group's ready MASTER and sees standby, heard, as a ready BACKUP in it.
+func (c *Cluster) WaitReadyStandbyIn(ctx context.Context, group, master, standby string, limit time.Duration) error {
+	return c.waitStatus(ctx, master, limit, standby+" to be a ready standby of "+master+" in group "+group, func(st *control.Status) bool {
+		i := slices.IndexFunc(st.Groups, func(g control.Group) bool { return g.Name == group })
+		return i >= 0 && st.Groups[i].State == "MASTER" && st.Groups[i].Ready &&
+			slices.ContainsFunc(st.Peers, func(p control.Peer) bool { return p.Node == standby && p.Alive }) &&
+			slices.ContainsFunc(st.Groups[i].Peers, func(p control.GroupPeer) bool {
+				return p.Node == standby && p.State == "BACKUP" && p.Ready
+			})
+	})
+}
+
+// waitStatus polls node's status until ok says yes, bounded by limit (0:
+// one look).
+func (c *Cluster) waitStatus(ctx context.Context, node string, limit time.Duration, what string, ok func(*control.Status) bool) error {
 	deadline := time.Now().Add(limit)
 	for {
-		st, err := c.Status(ctx, master)
-		if err == nil && st.State == "MASTER" && st.Ready {
-			for _, p := range st.Peers {
-				if p.Node == standby && p.Alive && p.State == "BACKUP" && p.Ready {
-					return nil
-				}
-			}
+		st, err := c.Status(ctx, node)
+		if err == nil && ok(st) {
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cluster: %s not a ready standby of %s within %s (last status %+v, %v)", standby, master, limit, st, err)
+			return fmt.Errorf("cluster: waited %s for %s (last status %+v, %v)", limit, what, st, err)
 		}
 		select {
 		case <-ctx.Done():
