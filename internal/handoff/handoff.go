@@ -141,6 +141,7 @@ func (c *Chain) Forward(vips []netip.Addr, prev net.HardwareAddr) error {
 	value := append(slices.Clone(prev), c.mac...)
 	var errs []error
 	for _, a := range vips {
+		a = a.Unmap() // as vipKey keys the kernel's map
 		if !c.fwd[a] && len(c.fwd) >= maxVIPs {
 			errs = append(errs, fmt.Errorf("handoff: forwarding %s: at most %d VIPs", a, maxVIPs))
 			continue
@@ -161,6 +162,7 @@ func (c *Chain) Stop(vips []netip.Addr) error {
 	defer c.mu.Unlock()
 	var errs []error
 	for _, a := range vips {
+		a = a.Unmap()
 		if !c.fwd[a] {
 			continue
 		}
